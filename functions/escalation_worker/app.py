@@ -1,0 +1,25 @@
+"""Escalation worker: one SQS batch of timer messages; failed records are reported, not the batch."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from incident_engine.adapters.timers import decode_timer
+from incident_engine.observability import logger, metrics
+from incident_engine.wiring import services
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def handle_record(record: SQSRecord) -> str:
+    # A body that does not parse raises: the record is reported failed and, after the
+    # queue's maxReceiveCount, lands in the DLQ for a human to read.
+    timer = decode_timer(record.body)
+    return services().timer_service().handle_timer(timer).value
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -1,0 +1,1 @@
+"""Adapters from the use cases' ports to AWS (SQS, SNS) and to the clock."""

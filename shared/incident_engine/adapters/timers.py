@@ -1,0 +1,39 @@
+"""EscalationTimerQueue: the SQS timer queue, one delayed message per armed timer."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from incident_engine.domain.model import TimerMessage
+from incident_engine.domain.timefmt import parse_iso, to_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_DELAY_SECONDS = 900  # SQS's ceiling; longer waits hop
+
+
+def encode_timer(message: TimerMessage) -> str:
+    return json.dumps(
+        {"incident_id": message.incident_id, "token": message.token, "due_at": to_key(message.due_at)},
+        separators=(",", ":"),
+    )
+
+
+def decode_timer(body: str) -> TimerMessage:
+    data = json.loads(body)
+    return TimerMessage(str(data["incident_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
+
+
+class EscalationTimerQueue:
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, message: TimerMessage, delay_seconds: int) -> None:
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=encode_timer(message),
+            DelaySeconds=max(0, min(MAX_DELAY_SECONDS, delay_seconds)),
+        )

@@ -1,0 +1,1 @@
+"""HTTP API: Powertools REST resolver, routers per resource, one place mapping errors to HTTP."""

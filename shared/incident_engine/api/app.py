@@ -1,0 +1,95 @@
+"""The REST resolver: routers, OpenAPI, and the one place domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
+from incident_engine.api import incidents, policies
+from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from incident_engine.observability import logger
+
+TITLE = "Incident Engine API"
+VERSION = "0.1.0"
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(incidents.router)
+app.include_router(policies.router)
+app.enable_swagger(
+    path="/docs",
+    title=TITLE,
+    version=VERSION,
+    description="Incidents, escalation policies and timed escalation. All routes but /health need "
+    "`Authorization: Bearer <token>`.",
+    security_schemes={"bearer": HTTPBearer()},
+    security=[{"bearer": []}],
+)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+@app.get("/health", tags=["meta"], summary="Liveness; needs no token", security=[])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/openapi.json", tags=["meta"], summary="This API's OpenAPI document")
+def openapi_document() -> Response[str]:
+    return Response(status_code=200, content_type="application/json",
+                    body=app.get_openapi_json_schema(title=TITLE, version=VERSION))
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(exc: RequestValidationError) -> Response[dict[str, Any]]:
+    fields = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        where = ".".join(loc) or "body"
+        message = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        elif err.get("type") == "json_invalid":
+            where, message = "body", "request body is not valid JSON"
+        fields.append({"field": where, "message": message})
+    first = fields[0] if fields else {"field": "body", "message": "invalid request"}
+    return _json(422, {"error": "validation_error", "message": f"{first['field']}: {first['message']}",
+                       "field": first["field"], "fields": fields})
+
+
+@app.exception_handler(InvalidInput)
+def _invalid_input(exc: InvalidInput) -> Response[dict[str, Any]]:
+    return _json(422, {"error": exc.code, "message": exc.message, "field": exc.field})
+
+
+@app.exception_handler(NotFound)
+def _not_found(exc: NotFound) -> Response[dict[str, Any]]:
+    return _json(404, {"error": exc.code, "message": exc.message})
+
+
+@app.exception_handler(InvalidTransition)
+def _invalid_transition(exc: InvalidTransition) -> Response[dict[str, Any]]:
+    return _json(409, {"error": exc.code, "message": exc.message, **exc.details})
+
+
+@app.exception_handler(Conflict)
+def _conflict(exc: Conflict) -> Response[dict[str, Any]]:
+    return _json(409, {"error": exc.code, "message": exc.message, **exc.details})
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
+    return _json(404, {"error": "not_found", "message": f"no route for {app.current_event.http_method} "
+                       f"{app.current_event.path}"})
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
+    # Nothing a client sends should land here; if it does, it is our bug, logged with the request id.
+    logger.exception("unhandled error")
+    return _json(500, {"error": "internal_error", "message": "unexpected error; it has been logged"})

@@ -1,0 +1,132 @@
+"""/incidents routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler.api_gateway import Response, Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from incident_engine.api.context import actor, base_url
+from incident_engine.api.schemas import (
+    ActorIn,
+    CancelIn,
+    EscalationRecordOut,
+    EscalationsOut,
+    IncidentCreate,
+    IncidentOut,
+    IncidentPage,
+    NoteIn,
+    NoteOut,
+    NotificationOut,
+    NotificationsOut,
+    ResolveIn,
+    SnoozeIn,
+    TimelineEventOut,
+    TimelineOut,
+)
+from incident_engine.domain.engine import NewIncident
+from incident_engine.domain.lifecycle import Status
+from incident_engine.domain.severity import Severity
+from incident_engine.usecases.incidents import IncidentService
+from incident_engine.usecases.ports import IncidentFilter
+from incident_engine.wiring import services
+
+router = Router()
+
+
+def _service() -> IncidentService:
+    return services().incident_service(base_url(router))  # type: ignore[arg-type]
+
+
+def _id(incident_id: str) -> str:
+    return unquote(incident_id)  # API Gateway hands path parameters over URL-encoded
+
+
+@router.post("/incidents", tags=["incidents"], summary="Open an incident (or join the active one with its dedup_key)",
+             responses={200: {"description": "dedup_key matched an active incident"}})
+def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
+    new = NewIncident(
+        title=body.title, severity=body.severity, description=body.description, service=body.service,
+        team=body.team, source=body.source, labels=dict(body.labels), dedup_key=body.dedup_key,
+    )
+    result = _service().create_incident(new, body.policy_id, actor(router, None))  # type: ignore[arg-type]
+    return Response(status_code=201 if result.created else 200, content_type="application/json",
+                    body=IncidentOut.of(result.incident))
+
+
+@router.get("/incidents", tags=["incidents"], summary="List incidents, newest first")
+def list_incidents(
+    status: Annotated[Status | None, Query()] = None,
+    severity: Annotated[Severity | None, Query()] = None,
+    service: Annotated[str | None, Query(max_length=100)] = None,
+    team: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> IncidentPage:
+    flt = IncidentFilter(
+        status=status.value if status else None, severity=severity.value if severity else None,
+        service=service, team=team,
+    )
+    page = _service().list_incidents(flt, limit, cursor)
+    return IncidentPage(items=[IncidentOut.of(i) for i in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/incidents/<incident_id>", tags=["incidents"], summary="Get one incident")
+def get_incident(incident_id: str) -> IncidentOut:
+    return IncidentOut.of(_service().get_incident(_id(incident_id)))
+
+
+@router.post("/incidents/<incident_id>/acknowledge", tags=["lifecycle"], summary="Acknowledge: stop paging")
+def acknowledge_incident(incident_id: str, body: Annotated[ActorIn | None, Body()] = None) -> IncidentOut:
+    by = actor(router, body.by if body else None)  # type: ignore[arg-type]
+    return IncidentOut.of(_service().acknowledge_incident(_id(incident_id), by))
+
+
+@router.post("/incidents/<incident_id>/escalate", tags=["lifecycle"], summary="Fire the next level now")
+def escalate_incident(incident_id: str, body: Annotated[ActorIn | None, Body()] = None) -> IncidentOut:
+    by = actor(router, body.by if body else None)  # type: ignore[arg-type]
+    return IncidentOut.of(_service().escalate_incident(_id(incident_id), by))
+
+
+@router.post("/incidents/<incident_id>/snooze", tags=["lifecycle"], summary="Pause paging for some minutes")
+def snooze_incident(incident_id: str, body: SnoozeIn) -> IncidentOut:
+    by = actor(router, body.by)  # type: ignore[arg-type]
+    return IncidentOut.of(_service().snooze_incident(_id(incident_id), body.minutes, by))
+
+
+@router.post("/incidents/<incident_id>/resolve", tags=["lifecycle"], summary="Resolve and notify everyone paged")
+def resolve_incident(incident_id: str, body: Annotated[ResolveIn | None, Body()] = None) -> IncidentOut:
+    body = body or ResolveIn()
+    by = actor(router, body.by)  # type: ignore[arg-type]
+    return IncidentOut.of(_service().resolve_incident(_id(incident_id), by, body.resolution_note))
+
+
+@router.post("/incidents/<incident_id>/cancel", tags=["lifecycle"], summary="Cancel (a false alarm)")
+def cancel_incident(incident_id: str, body: Annotated[CancelIn | None, Body()] = None) -> IncidentOut:
+    body = body or CancelIn()
+    by = actor(router, body.by)  # type: ignore[arg-type]
+    return IncidentOut.of(_service().cancel_incident(_id(incident_id), by, body.reason))
+
+
+@router.post("/incidents/<incident_id>/notes", tags=["timeline"], summary="Add a note to the timeline")
+def add_note(incident_id: str, body: NoteIn) -> Response[NoteOut]:
+    event = _service().add_note(_id(incident_id), body.text, actor(router, body.by))  # type: ignore[arg-type]
+    out = TimelineEventOut.of(event)
+    return Response(status_code=201, content_type="application/json", body=NoteOut(**out.model_dump()))
+
+
+@router.get("/incidents/<incident_id>/timeline", tags=["timeline"], summary="Everything that happened, in order")
+def get_timeline(incident_id: str) -> TimelineOut:
+    return TimelineOut(items=[TimelineEventOut.of(e) for e in _service().timeline(_id(incident_id))])
+
+
+@router.get("/incidents/<incident_id>/escalations", tags=["timeline"], summary="Escalation steps and their state")
+def get_escalations(incident_id: str) -> EscalationsOut:
+    return EscalationsOut(items=[EscalationRecordOut.of(r) for r in _service().escalations(_id(incident_id))])
+
+
+@router.get("/incidents/<incident_id>/notifications", tags=["timeline"], summary="The notification outbox")
+def get_notifications(incident_id: str) -> NotificationsOut:
+    return NotificationsOut(items=[NotificationOut.of(n) for n in _service().notifications(_id(incident_id))])

@@ -1,0 +1,301 @@
+"""Request and response shapes. They generate the OpenAPI document and validate every request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+
+from incident_engine.domain.lifecycle import allowed_actions
+from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
+from incident_engine.domain.policy import Level, Policy, Repeat, Target
+from incident_engine.domain.severity import Severity
+from incident_engine.domain.engine import sla_deadlines
+from incident_engine.domain.timefmt import to_iso
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LabelValue = Annotated[str, StringConstraints(max_length=256)]
+
+MAX_LEVELS = 10
+MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IncidentCreate(_In):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    severity: Severity
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    service: Name | None = None
+    team: Name | None = None
+    source: Name | None = None
+    dedup_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=50)] = Field(default_factory=dict)
+    policy_id: Name | None = None
+
+
+class ActorIn(_In):
+    by: Actor | None = None
+
+
+class SnoozeIn(_In):
+    minutes: int = Field(ge=1, le=10_080, description="How long to pause paging, 1 minute to 7 days")
+    by: Actor | None = None
+
+
+class ResolveIn(_In):
+    by: Actor | None = None
+    resolution_note: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+
+
+class CancelIn(_In):
+    by: Actor | None = None
+    reason: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+
+
+class NoteIn(_In):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    by: Actor | None = None
+
+
+class UserTargetIn(_In):
+    type: Literal["user"]
+    email: Email
+
+
+class WebhookTargetIn(_In):
+    type: Literal["webhook"]
+    url: AnyHttpUrl
+
+
+TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")]
+
+
+class LevelIn(_In):
+    delay_minutes: float = Field(ge=0, le=10_080, description="Wait after the previous level fired (level 0: "
+                                 "after the trigger). Fractions allowed.")
+    targets: Annotated[list[TargetIn], Field(min_length=1, max_length=MAX_TARGETS_PER_LEVEL)]
+
+
+class RepeatIn(_In):
+    max_repeats: int = Field(ge=1, le=20)
+    interval_minutes: float = Field(gt=0, le=10_080)
+
+
+class PolicyIn(_In):
+    name: Name
+    levels: Annotated[list[LevelIn], Field(min_length=1, max_length=MAX_LEVELS)]
+    repeat: RepeatIn | None = None
+    severities: list[Severity] | None = None
+    service: Name | None = None
+    team: Name | None = None
+    is_default: bool = False
+
+    def to_domain(self) -> Policy:
+        return Policy(
+            id="",
+            name=self.name,
+            levels=tuple(
+                Level(
+                    lv.delay_minutes,
+                    tuple(
+                        Target("user", t.email.lower()) if isinstance(t, UserTargetIn) else Target("webhook", str(t.url))
+                        for t in lv.targets
+                    ),
+                )
+                for lv in self.levels
+            ),
+            repeat=Repeat(self.repeat.max_repeats, self.repeat.interval_minutes) if self.repeat else None,
+            severities=tuple(dict.fromkeys(self.severities or ())),
+            service=self.service,
+            team=self.team,
+        )
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def _t(at: Any) -> str | None:
+    return to_iso(at) if at else None
+
+
+class EscalationOut(BaseModel):
+    policy_id: str
+    policy_name: str
+    level: int | None = Field(description="Last level fired (0-based); null before the first")
+    loop: int
+    next_level: int | None
+    next_at: str | None
+
+
+class SlaOut(BaseModel):
+    response_minutes: int | None
+    resolution_minutes: int | None
+    ack_due_at: str | None
+    resolve_due_at: str | None
+
+
+class IncidentOut(BaseModel):
+    id: str
+    title: str
+    description: str | None
+    severity: Severity
+    status: str
+    service: str | None
+    team: str | None
+    source: str | None
+    labels: dict[str, str]
+    dedup_key: str | None
+    created_at: str
+    updated_at: str
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution_note: str | None
+    cancelled_at: str | None
+    cancel_reason: str | None
+    snoozed_until: str | None
+    escalation: EscalationOut | None
+    sla: SlaOut
+    allowed_actions: list[str]
+    version: int
+
+    @staticmethod
+    def of(i: Incident) -> IncidentOut:
+        cur = i.escalation
+        sla = sla_deadlines(i)
+        return IncidentOut(
+            id=i.id, title=i.title, description=i.description, severity=i.severity, status=i.status.value,
+            service=i.service, team=i.team, source=i.source, labels=i.labels, dedup_key=i.dedup_key,
+            created_at=to_iso(i.created_at), updated_at=to_iso(i.updated_at),
+            acknowledged_at=_t(i.acknowledged_at), acknowledged_by=i.acknowledged_by,
+            resolved_at=_t(i.resolved_at), resolved_by=i.resolved_by, resolution_note=i.resolution_note,
+            cancelled_at=_t(i.cancelled_at), cancel_reason=i.cancel_reason, snoozed_until=_t(i.snoozed_until),
+            escalation=EscalationOut(
+                policy_id=cur.policy_id, policy_name=str(cur.policy.get("name", "")), level=cur.level,
+                loop=cur.loop, next_level=cur.next_level,
+                next_at=_t(i.due_at) if cur.next_level is not None else None,
+            ) if cur else None,
+            sla=SlaOut(
+                response_minutes=sla["response_minutes"], resolution_minutes=sla["resolution_minutes"],
+                ack_due_at=_t(sla["ack_due_at"]), resolve_due_at=_t(sla["resolve_due_at"]),
+            ),
+            allowed_actions=allowed_actions(i.status),
+            version=i.version,
+        )
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
+
+
+class TimelineEventOut(BaseModel):
+    at: str
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+    @staticmethod
+    def of(e: TimelineEvent) -> TimelineEventOut:
+        data = {k: (to_iso(v) if hasattr(v, "isoformat") else v) for k, v in e.data.items()}
+        return TimelineEventOut(at=to_iso(e.at), type=e.type, actor=e.actor, data=data)
+
+
+class TimelineOut(BaseModel):
+    items: list[TimelineEventOut]
+
+
+class EscalationRecordOut(BaseModel):
+    level: int
+    loop: int
+    status: Literal["pending", "executed", "cancelled"]
+    scheduled_at: str
+    executed_at: str | None
+    cancelled_at: str | None
+    targets: list[dict[str, str]]
+
+    @staticmethod
+    def of(r: EscalationRecord) -> EscalationRecordOut:
+        return EscalationRecordOut(
+            level=r.level, loop=r.loop, status=r.status,  # type: ignore[arg-type]
+            scheduled_at=to_iso(r.scheduled_at), executed_at=_t(r.executed_at),
+            cancelled_at=_t(r.cancelled_at), targets=[dict(t) for t in r.targets],
+        )
+
+
+class EscalationsOut(BaseModel):
+    items: list[EscalationRecordOut]
+
+
+class NotificationOut(BaseModel):
+    kind: str
+    level: int | None
+    loop: int | None
+    recipient: str
+    channel: str
+    status: str
+    dedup_id: str
+    subject: str
+    created_at: str
+    sent_at: str | None
+
+    @staticmethod
+    def of(n: Notification) -> NotificationOut:
+        return NotificationOut(
+            kind=n.kind, level=n.level, loop=n.loop, recipient=n.recipient, channel=n.channel, status=n.status,
+            dedup_id=n.dedup_id, subject=n.subject, created_at=to_iso(n.created_at), sent_at=_t(n.sent_at),
+        )
+
+
+class NotificationsOut(BaseModel):
+    items: list[NotificationOut]
+
+
+class PolicyOut(BaseModel):
+    id: str
+    name: str
+    levels: list[dict[str, Any]]
+    repeat: dict[str, Any] | None
+    severities: list[Severity]
+    service: str | None
+    team: str | None
+    is_default: bool
+    enabled: bool
+    created_at: str | None
+    updated_at: str | None
+    version: int
+
+    @staticmethod
+    def of(p: Policy, default_id: str | None) -> PolicyOut:
+        snap = p.snapshot()
+        return PolicyOut(
+            id=p.id, name=p.name, levels=snap["levels"], repeat=snap["repeat"], severities=list(p.severities),
+            service=p.service, team=p.team, is_default=p.id == default_id and p.enabled, enabled=p.enabled,
+            created_at=_t(p.created_at), updated_at=_t(p.updated_at), version=p.version,
+        )
+
+
+class PolicyList(BaseModel):
+    items: list[PolicyOut]
+
+
+class NoteOut(BaseModel):
+    at: str
+    type: str
+    actor: str
+    data: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str

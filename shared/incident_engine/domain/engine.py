@@ -1,0 +1,354 @@
+"""Every incident state change as a pure function: incident in, ``Change`` out.
+
+The use cases load, call one of these, and commit the ``Change`` in one transaction. Nothing
+here reads a clock or touches AWS; ``now`` and the base URL for links are passed in.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from incident_engine.domain.errors import Conflict
+from incident_engine.domain.lifecycle import TERMINAL, Action, Status, ensure_allowed
+from incident_engine.domain.model import (
+    Change,
+    EscalationCursor,
+    EscalationRecord,
+    Incident,
+    Notification,
+    TimelineEvent,
+    TimerMessage,
+)
+from incident_engine.domain.notifications import render_closure, render_page
+from incident_engine.domain.policy import Policy, Target
+from incident_engine.domain.severity import DEFAULT_SLAS, Severity
+
+SYSTEM = "system"
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    title: str
+    severity: Severity
+    description: str | None = None
+    service: str | None = None
+    team: str | None = None
+    source: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    dedup_key: str | None = None
+
+
+def sla_deadlines(incident: Incident) -> dict[str, Any]:
+    sla = DEFAULT_SLAS[incident.severity]
+    ack_due = incident.created_at + timedelta(minutes=sla.response_minutes) if sla.response_minutes else None
+    res_due = incident.created_at + timedelta(minutes=sla.resolution_minutes) if sla.resolution_minutes else None
+    return {
+        "response_minutes": sla.response_minutes,
+        "resolution_minutes": sla.resolution_minutes,
+        "ack_due_at": ack_due,
+        "resolve_due_at": res_due,
+    }
+
+
+class _Builder:
+    """Accumulates one change; the incident is replaced, never mutated."""
+
+    def __init__(self, incident: Incident, expected_version: int | None, now: datetime, actor: str,
+                 base_url: str | None) -> None:
+        self.incident = incident
+        self.change = Change(incident=incident, expected_version=expected_version)
+        self.now = now
+        self.actor = actor
+        self.base_url = base_url
+
+    def set(self, **fields: Any) -> None:
+        self.incident = replace(self.incident, **fields)
+
+    def event(self, type_: str, actor: str | None = None, **data: Any) -> None:
+        self.change.events.append(
+            TimelineEvent(self.incident.id, self.now, type_, actor or self.actor, data)
+        )
+
+    def put_record(self, record: EscalationRecord) -> None:
+        # One transaction may not touch an item twice: a record armed and fired in the
+        # same change is written once, in its final form.
+        self.change.records = [r for r in self.change.records if r.seq != record.seq] + [record]
+
+    def done(self) -> Change:
+        self.change.incident = replace(
+            self.incident, updated_at=self.now, version=(self.change.expected_version or 0) + 1
+        )
+        return self.change
+
+    # --- escalation mechanics -------------------------------------------------------------
+
+    def cursor(self) -> EscalationCursor:
+        assert self.incident.escalation is not None
+        return self.incident.escalation
+
+    def policy(self) -> Policy:
+        return Policy.from_snapshot(self.cursor().policy)
+
+    def pending_record(self, status: str) -> EscalationRecord | None:
+        cur = self.incident.escalation
+        if cur is None or cur.pending_seq is None or cur.next_level is None or self.incident.due_at is None:
+            return None
+        level = self.policy().levels[cur.next_level]
+        return EscalationRecord(
+            incident_id=self.incident.id,
+            seq=cur.pending_seq,
+            level=cur.next_level,
+            loop=cur.next_loop,
+            status=status,
+            scheduled_at=self.incident.due_at,
+            targets=tuple(t.to_dict() for t in level.targets),
+            executed_at=self.now if status == "executed" else None,
+            cancelled_at=self.now if status == "cancelled" else None,
+        )
+
+    def arm(self, level: int, loop: int, due: datetime) -> None:
+        cur = self.cursor()
+        seq = cur.record_seq + 1
+        targets = tuple(t.to_dict() for t in self.policy().levels[level].targets)
+        self.put_record(EscalationRecord(self.incident.id, seq, level, loop, "pending", due, targets))
+        token = new_token()
+        self.set(
+            escalation=replace(cur, next_level=level, next_loop=loop, record_seq=seq, pending_seq=seq),
+            token=token,
+            due_at=due,
+        )
+        self.change.timer = TimerMessage(self.incident.id, token, due)
+
+    def stop(self) -> None:
+        """Cancel the armed step (if any) and replace the token, so no timer in flight can fire."""
+        record = self.pending_record("cancelled")
+        if record is not None:
+            self.put_record(record)
+            self.set(escalation=replace(self.cursor(), next_level=None, pending_seq=None))
+        self.set(token=new_token(), due_at=None, snoozed_until=None)
+        self.change.timer = None
+
+    def start(self, snapshot: dict[str, Any], immediately: bool) -> None:
+        previous = self.incident.escalation
+        cursor = EscalationCursor(
+            policy=snapshot, level=None, loop=0, next_level=None,
+            record_seq=previous.record_seq if previous else 0,
+        )
+        self.set(escalation=cursor, status=Status.ESCALATING)
+        self.event("escalation_started", SYSTEM, policy_id=snapshot["id"], policy_name=snapshot["name"],
+                   policy_version=snapshot.get("version"), to="escalating")
+        first = self.policy().levels[0]
+        due = self.now if immediately else self.now + first.delay
+        self.arm(0, 0, due)
+        if due <= self.now:
+            self.fire()
+
+    def fire(self) -> None:
+        """Notify the armed level now, then arm what follows it (or mark the policy exhausted)."""
+        cur = self.cursor()
+        assert cur.next_level is not None and self.incident.token is not None
+        policy = self.policy()
+        level, loop, fired_token = cur.next_level, cur.next_loop, self.incident.token
+        executed = self.pending_record("executed")
+        if executed is not None:
+            self.put_record(executed)
+        targets = _unique(policy.levels[level].targets)
+        subject, message = render_page(self.incident, level, loop, len(policy.levels), self.base_url)
+        for target in targets:
+            self.change.outbox.append(
+                _notification(self.incident, "page", target.channel, target.address,
+                              f"{self.incident.id}/{fired_token}/{target.address}",
+                              subject, message, self.now, level, loop)
+            )
+        paged = list(self.incident.paged)
+        for target in targets:
+            if (target.channel, target.address) not in paged:
+                paged.append((target.channel, target.address))
+        self.set(
+            escalation=replace(cur, level=level, loop=loop, next_level=None, pending_seq=None),
+            paged=tuple(paged),
+        )
+        self.event("level_fired", SYSTEM, level=level, loop=loop,
+                   recipients=[t.address for t in targets], fencing_token=fired_token)
+        following = _plan_next(policy, level, loop)
+        if following is None:
+            self.set(token=new_token(), due_at=None)
+            self.change.timer = None
+            self.event("escalation_exhausted", SYSTEM, level=level, loop=loop)
+        else:
+            next_level, next_loop, wait = following
+            self.arm(next_level, next_loop, self.now + wait)
+
+    def notify_closure(self, kind: str) -> None:
+        subject, message = render_closure(self.incident, kind, self.now, self.base_url)
+        level = self.incident.escalation.level if self.incident.escalation else None
+        for channel, recipient in self.incident.paged:
+            self.change.outbox.append(
+                _notification(self.incident, kind, channel, recipient,
+                              f"{self.incident.id}/{kind}/{recipient}", subject, message, self.now, level, None)
+            )
+
+
+def _unique(targets: tuple[Target, ...]) -> list[Target]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for t in targets:
+        if (t.channel, t.address) not in seen:
+            seen.add((t.channel, t.address))
+            out.append(t)
+    return out
+
+
+def _plan_next(policy: Policy, level: int, loop: int) -> tuple[int, int, timedelta] | None:
+    """The automatic successor of a fired level, honouring repeat."""
+    if level + 1 < len(policy.levels):
+        return level + 1, loop, policy.levels[level + 1].delay
+    if policy.repeat and loop < policy.repeat.max_repeats:
+        return 0, loop + 1, timedelta(minutes=policy.repeat.interval_minutes)
+    return None
+
+
+def _following(policy: Policy, level: int | None, loop: int) -> tuple[int, int]:
+    """The level a manual escalation moves to: the next one, wrapping to a new loop."""
+    if level is None:
+        return 0, loop
+    if level + 1 < len(policy.levels):
+        return level + 1, loop
+    return 0, loop + 1
+
+
+def _notification(incident: Incident, kind: str, channel: str, recipient: str, dedup_id: str,
+                  subject: str, message: str, now: datetime, level: int | None,
+                  loop: int | None) -> Notification:
+    attributes = {
+        "incident_id": incident.id,
+        "severity": incident.severity.value,
+        "level": "-" if level is None else str(level),
+        "recipient": recipient,
+        "channel": channel,
+        "dedup_id": dedup_id,
+        "kind": kind,
+    }
+    return Notification(incident.id, dedup_id, kind, recipient, channel, subject, message, attributes,
+                        now, level, loop)
+
+
+# --- public operations ----------------------------------------------------------------------
+
+
+def open_incident(incident_id: str, new: NewIncident, policy: Policy | None, now: datetime, actor: str,
+                  base_url: str | None) -> Change:
+    incident = Incident(
+        id=incident_id, title=new.title, severity=new.severity, status=Status.OPEN,
+        created_at=now, updated_at=now, description=new.description, service=new.service,
+        team=new.team, source=new.source, labels=dict(new.labels), dedup_key=new.dedup_key,
+        token=new_token(), version=0,
+    )
+    b = _Builder(incident, None, now, actor, base_url)
+    b.event("created", to="open", severity=new.severity.value, title=new.title,
+            source=new.source, dedup_key=new.dedup_key)
+    if policy is not None:
+        b.start(policy.snapshot(), immediately=False)
+    b.change.claim_dedup_key = new.dedup_key is not None
+    return b.done()
+
+
+def on_timer(incident: Incident, token: str, now: datetime, base_url: str | None) -> Change | None:
+    """A timer came due. None means it is stale: its token was replaced, or nothing is armed."""
+    if incident.token != token or incident.due_at is None or incident.status in TERMINAL:
+        return None
+    b = _Builder(incident, incident.version, now, SYSTEM, base_url)
+    if incident.status is Status.ESCALATING and incident.escalation and incident.escalation.next_level is not None:
+        b.fire()
+        return b.done()
+    if incident.status is Status.SNOOZED:
+        # Waking re-pages from the first level, as an unacknowledged incident would.
+        b.stop()
+        to = Status.ESCALATING if incident.escalation is not None else Status.OPEN
+        b.event("snooze_ended", SYSTEM, **{"from": "snoozed", "to": to.value})
+        if incident.escalation is not None:
+            b.start(incident.escalation.policy, immediately=True)
+        else:
+            b.set(status=Status.OPEN)
+        return b.done()
+    return None
+
+
+def acknowledge(incident: Incident, by: str, now: datetime) -> Change:
+    ensure_allowed(incident.status, Action.ACKNOWLEDGE)
+    b = _Builder(incident, incident.version, now, by, None)
+    b.stop()
+    b.set(status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by)
+    b.event("acknowledged", **{"from": incident.status.value, "to": "acknowledged"})
+    return b.done()
+
+
+def snooze(incident: Incident, minutes: int, by: str, now: datetime) -> Change:
+    ensure_allowed(incident.status, Action.SNOOZE)
+    b = _Builder(incident, incident.version, now, by, None)
+    b.stop()
+    until = now + timedelta(minutes=minutes)
+    token = new_token()
+    b.set(status=Status.SNOOZED, snoozed_until=until, token=token, due_at=until)
+    b.change.timer = TimerMessage(incident.id, token, until)
+    b.event("snoozed", **{"from": incident.status.value, "to": "snoozed", "minutes": minutes,
+                          "until": until})
+    return b.done()
+
+
+def escalate(incident: Incident, by: str, now: datetime, policy: Policy | None, base_url: str | None) -> Change:
+    """Fire the next level now. ``policy`` is used only when the incident has none yet."""
+    ensure_allowed(incident.status, Action.ESCALATE)
+    b = _Builder(incident, incident.version, now, by, base_url)
+    b.event("escalated", **{"from": incident.status.value, "to": "escalating"})
+    cur = incident.escalation
+    if cur is None:
+        if policy is None:
+            raise Conflict("no escalation policy applies to this incident; create a default policy first",
+                           status=incident.status.value)
+        b.stop()
+        b.start(policy.snapshot(), immediately=True)
+        return b.done()
+    if incident.status is Status.ESCALATING and cur.next_level is not None:
+        b.fire()
+        return b.done()
+    level, loop = _following(b.policy(), cur.level, cur.loop)
+    b.stop()
+    b.set(status=Status.ESCALATING, acknowledged_at=None, acknowledged_by=None)
+    b.arm(level, loop, now)
+    b.fire()
+    return b.done()
+
+
+def resolve(incident: Incident, by: str, note: str | None, now: datetime, base_url: str | None) -> Change:
+    ensure_allowed(incident.status, Action.RESOLVE)
+    b = _Builder(incident, incident.version, now, by, base_url)
+    b.stop()
+    b.set(status=Status.RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note)
+    b.event("resolved", **{"from": incident.status.value, "to": "resolved", "note": note})
+    b.notify_closure("resolution")
+    b.change.release_dedup_key = incident.dedup_key is not None
+    return b.done()
+
+
+def cancel(incident: Incident, by: str, reason: str | None, now: datetime, base_url: str | None) -> Change:
+    ensure_allowed(incident.status, Action.CANCEL)
+    b = _Builder(incident, incident.version, now, by, base_url)
+    b.stop()
+    b.set(status=Status.CANCELLED, cancelled_at=now, cancel_reason=reason)
+    b.event("cancelled", **{"from": incident.status.value, "to": "cancelled", "reason": reason})
+    b.notify_closure("cancellation")
+    b.change.release_dedup_key = incident.dedup_key is not None
+    return b.done()
+
+
+def add_note(incident: Incident, text: str, by: str, now: datetime) -> TimelineEvent:
+    """Notes only append to the timeline; they never touch the incident item or its version."""
+    return TimelineEvent(incident.id, now, "note", by, {"text": text})

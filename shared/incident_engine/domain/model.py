@@ -1,0 +1,134 @@
+"""Domain entities: the incident with its escalation cursor, and what a state change writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from incident_engine.domain.lifecycle import Status
+from incident_engine.domain.severity import Severity
+
+
+@dataclass(frozen=True)
+class EscalationCursor:
+    """Where an incident is in its policy. Kept on the incident item itself.
+
+    ``policy`` is the snapshot taken when escalation started. ``level``/``loop`` name the
+    last level fired (``level`` is None before the first); ``next_level``/``next_loop`` the
+    one armed, or None when the policy is exhausted or paging is stopped.
+    """
+
+    policy: dict[str, Any]
+    level: int | None = None
+    loop: int = 0
+    next_level: int | None = 0
+    next_loop: int = 0
+    record_seq: int = 0  # last escalation-record number handed out
+    pending_seq: int | None = None  # the record of the armed step, if any
+
+    @property
+    def policy_id(self) -> str:
+        return str(self.policy["id"])
+
+    @property
+    def level_count(self) -> int:
+        return len(self.policy["levels"])
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: str
+    title: str
+    severity: Severity
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    description: str | None = None
+    service: str | None = None
+    team: str | None = None
+    source: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    dedup_key: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    snoozed_until: datetime | None = None
+    escalation: EscalationCursor | None = None
+    # Fencing token and due time of the one timer that may act on this incident. Any change
+    # that arms, advances, stops or restarts escalation replaces the token.
+    token: str | None = None
+    due_at: datetime | None = None
+    # Everyone paged so far, as (channel, recipient), so resolution notices reach them all.
+    paged: tuple[tuple[str, str], ...] = ()
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    incident_id: str
+    at: datetime
+    type: str
+    actor: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EscalationRecord:
+    incident_id: str
+    seq: int
+    level: int
+    loop: int
+    status: str  # pending | executed | cancelled
+    scheduled_at: datetime
+    targets: tuple[dict[str, str], ...]
+    executed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox row: a message to one recipient, published after the commit that wrote it."""
+
+    incident_id: str
+    dedup_id: str
+    kind: str  # page | resolution | cancellation
+    recipient: str
+    channel: str
+    subject: str
+    message: str
+    attributes: dict[str, str]
+    created_at: datetime
+    level: int | None = None
+    loop: int | None = None
+    status: str = "pending"  # pending | sent
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TimerMessage:
+    incident_id: str
+    token: str
+    due_at: datetime
+
+
+@dataclass
+class Change:
+    """Everything one state change writes, committed as one transaction.
+
+    ``expected_version`` is the incident version the change was computed from (None for a
+    new incident); the commit is conditional on it, so concurrent writers cannot both win.
+    """
+
+    incident: Incident
+    expected_version: int | None
+    events: list[TimelineEvent] = field(default_factory=list)
+    records: list[EscalationRecord] = field(default_factory=list)
+    outbox: list[Notification] = field(default_factory=list)
+    timer: TimerMessage | None = None
+    claim_dedup_key: bool = False
+    release_dedup_key: bool = False

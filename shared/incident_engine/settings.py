@@ -1,0 +1,49 @@
+"""Runtime settings, read from the environment the first time they are needed.
+
+Names match template.yaml's Environment blocks. Read lazily so importing a handler costs
+nothing and tests can set the environment first.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    incidents_table: str
+    config_table: str
+    timer_queue_url: str
+    notifications_topic_arn: str
+    region: str = "us-east-1"
+    # Set only to talk to an emulated AWS (the local stack); boto3 honours it too.
+    endpoint_url: str | None = None
+    # Base of links in notifications. The api function derives it from the request when unset.
+    public_api_url: str | None = None
+    # How long past due a timer may be before the reconciler re-sends it.
+    reconcile_grace_seconds: float = Field(default=20.0, ge=0)
+    # Most items one reconciler pass handles of each kind; the rest wait for the next tick.
+    reconcile_batch: int = Field(default=500, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        incidents_table=env.get("INCIDENTS_TABLE", ""),
+        config_table=env.get("CONFIG_TABLE", ""),
+        timer_queue_url=env.get("TIMER_QUEUE_URL", ""),
+        notifications_topic_arn=env.get("NOTIFICATIONS_TOPIC_ARN", ""),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        public_api_url=env.get("PUBLIC_API_URL") or None,
+        reconcile_grace_seconds=float(env.get("RECONCILE_GRACE_SECONDS", "20")),
+        reconcile_batch=int(env.get("RECONCILE_BATCH", "500")),
+    )
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()

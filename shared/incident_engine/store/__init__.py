@@ -1,0 +1,1 @@
+"""DynamoDB persistence through PynamoDB. Table names come from settings, bound lazily."""

@@ -1,0 +1,340 @@
+"""IncidentRepository: incidents, their timeline, escalation records and outbox, in one table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
+
+from incident_engine.domain.errors import InvalidInput
+from incident_engine.domain.lifecycle import Status
+from incident_engine.domain.model import (
+    Change,
+    EscalationCursor,
+    EscalationRecord,
+    Incident,
+    Notification,
+    TimelineEvent,
+)
+from incident_engine.domain.severity import Severity
+from incident_engine.domain.timefmt import parse_iso, to_key
+from incident_engine.store.models import (
+    DUE_PARTITION,
+    LIST_PARTITION,
+    PENDING_PARTITION,
+    CounterItem,
+    DedupItem,
+    EscalationRecordItem,
+    IncidentItem,
+    OutboxItem,
+    TimelineItem,
+)
+from incident_engine.usecases.ports import DedupKeyTaken, IncidentFilter, Page, VersionConflict
+
+META = "META"
+_LIFECYCLE_TIMES = ("acknowledged_at", "resolved_at", "cancelled_at", "snoozed_until")
+_LIFECYCLE_TEXT = ("acknowledged_by", "resolved_by", "resolution_note", "cancel_reason")
+
+
+def incident_pk(incident_id: str) -> str:
+    return f"INC#{incident_id}"
+
+
+def _opt_time(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None
+
+
+def _opt_key(at: datetime | None) -> str | None:
+    return to_key(at) if at else None
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor", "cursor is not one this API returned") from exc
+    expected = {"pk", "sk", "list_pk", "created_key"}
+    if not isinstance(key, dict) or set(key) != expected or not all(
+        isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values()
+    ):
+        raise InvalidInput("cursor", "cursor is not one this API returned")
+    return key
+
+
+class IncidentRepository:
+    def __init__(self, region: str, host: str | None) -> None:
+        self._connection = Connection(region=region, host=host)
+
+    # --- incidents ---------------------------------------------------------------------------
+
+    def allocate_id(self, now: datetime) -> str:
+        day = now.strftime("%Y%m%d")
+        counter = CounterItem(f"COUNTER#{day}", "COUNTER")
+        counter.update(actions=[CounterItem.value.add(1)])
+        return f"INC-{day}-{int(counter.value):03d}"
+
+    def get(self, incident_id: str) -> Incident | None:
+        try:
+            item = IncidentItem.get(incident_pk(incident_id), META, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return self._to_incident(item)
+
+    def commit(self, change: Change) -> None:
+        incident = change.incident
+        item = self._to_item(incident)
+        if change.expected_version is None:
+            condition: Condition = IncidentItem.pk.does_not_exist()
+        else:
+            condition = IncidentItem.version == change.expected_version
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                tx.save(item, condition=condition)  # index 0: the version check
+                if change.claim_dedup_key and incident.dedup_key:
+                    tx.save(  # index 1: the dedup claim
+                        DedupItem(f"DEDUP#{incident.dedup_key}", "DEDUP", incident_id=incident.id,
+                                  active=True, claimed_at=to_key(incident.updated_at)),
+                        condition=DedupItem.pk.does_not_exist() | (DedupItem.active == False),  # noqa: E712
+                    )
+                for n, event in enumerate(change.events):
+                    tx.save(self._event_item(event, n), condition=TimelineItem.pk.does_not_exist())
+                for record in change.records:
+                    tx.save(self._record_item(record))
+                for notification in change.outbox:
+                    tx.save(self._outbox_item(notification), condition=OutboxItem.pk.does_not_exist())
+                if change.release_dedup_key and incident.dedup_key:
+                    tx.update(
+                        DedupItem(f"DEDUP#{incident.dedup_key}", "DEDUP"),
+                        actions=[DedupItem.active.set(False)],
+                        condition=DedupItem.incident_id == incident.id,
+                    )
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in exc.cancellation_reasons]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise VersionConflict(incident.id) from exc
+            if change.claim_dedup_key and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise DedupKeyTaken(incident.dedup_key) from exc
+            raise
+
+    def active_incident_for_dedup_key(self, dedup_key: str) -> str | None:
+        try:
+            item = DedupItem.get(f"DEDUP#{dedup_key}", "DEDUP", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return item.incident_id if item.active else None
+
+    def list(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
+        condition: Condition | None = None
+        for attr, value in (
+            (IncidentItem.status, flt.status),
+            (IncidentItem.severity, flt.severity),
+            (IncidentItem.service, flt.service),
+            (IncidentItem.team, flt.team),
+        ):
+            if value is not None:
+                clause = attr == value
+                condition = clause if condition is None else condition & clause
+        results = IncidentItem.list_index.query(
+            LIST_PARTITION,
+            filter_condition=condition,
+            scan_index_forward=False,  # newest first
+            limit=limit,
+            page_size=max(limit, 50),
+            last_evaluated_key=_decode_cursor(cursor),
+        )
+        items = [self._to_incident(i) for i in results]
+        more = results.last_evaluated_key if len(items) == limit else None
+        return Page(items, _encode_cursor(more))
+
+    # --- timeline, escalations, outbox ---------------------------------------------------------
+
+    def append_event(self, event: TimelineEvent) -> None:
+        self._event_item(event, 0).save(condition=TimelineItem.pk.does_not_exist())
+
+    def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        return [
+            TimelineEvent(i.incident_id, parse_iso(i.at), i.type, i.actor, i.data or {})
+            for i in TimelineItem.query(incident_pk(incident_id), TimelineItem.sk.startswith("EV#"))
+        ]
+
+    def escalations(self, incident_id: str) -> list[EscalationRecord]:
+        return [
+            EscalationRecord(
+                incident_id=i.incident_id, seq=int(i.seq), level=int(i.level), loop=int(i.loop),
+                status=i.status, scheduled_at=parse_iso(i.scheduled_at),
+                targets=tuple(i.targets), executed_at=_opt_time(i.executed_at),
+                cancelled_at=_opt_time(i.cancelled_at),
+            )
+            for i in EscalationRecordItem.query(
+                incident_pk(incident_id), EscalationRecordItem.sk.startswith("ESC#"), consistent_read=True
+            )
+        ]
+
+    def notifications(self, incident_id: str) -> list[Notification]:
+        items = OutboxItem.query(incident_pk(incident_id), OutboxItem.sk.startswith("OUT#"), consistent_read=True)
+        return sorted((self._to_notification(i) for i in items), key=lambda n: (n.created_at, n.dedup_id))
+
+    def mark_sent(self, notification: Notification, at: datetime) -> bool:
+        item = OutboxItem(incident_pk(notification.incident_id), f"OUT#{notification.dedup_id}")
+        try:
+            item.update(
+                actions=[
+                    OutboxItem.status.set("sent"),
+                    OutboxItem.sent_at.set(to_key(at)),
+                    OutboxItem.pending_pk.remove(),
+                    OutboxItem.pending_key.remove(),
+                ],
+                condition=OutboxItem.status == "pending",
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False  # someone else (the reconciler, or a retry) marked it first
+            raise
+        return True
+
+    def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
+        return [
+            self._to_incident(i)
+            for i in IncidentItem.due_index.query(
+                DUE_PARTITION, IncidentItem.due_key <= to_key(cutoff), limit=limit
+            )
+        ]
+
+    def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
+        return [
+            self._to_notification(i)
+            for i in OutboxItem.pending_index.query(
+                PENDING_PARTITION, OutboxItem.pending_key <= to_key(cutoff), limit=limit
+            )
+        ]
+
+    # --- mapping -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _to_item(incident: Incident) -> IncidentItem:
+        lifecycle: dict[str, str | None] = {k: _opt_key(getattr(incident, k)) for k in _LIFECYCLE_TIMES}
+        lifecycle.update({k: getattr(incident, k) for k in _LIFECYCLE_TEXT})
+        cursor = incident.escalation
+        return IncidentItem(
+            incident_pk(incident.id),
+            META,
+            incident_id=incident.id,
+            title=incident.title,
+            description=incident.description,
+            severity=incident.severity.value,
+            status=incident.status.value,
+            service=incident.service,
+            team=incident.team,
+            source=incident.source,
+            labels=incident.labels or None,
+            dedup_key=incident.dedup_key,
+            created_at=to_key(incident.created_at),
+            updated_at=to_key(incident.updated_at),
+            lifecycle={k: v for k, v in lifecycle.items() if v is not None} or None,
+            escalation=(
+                {
+                    "policy": cursor.policy, "level": cursor.level, "loop": cursor.loop,
+                    "next_level": cursor.next_level, "next_loop": cursor.next_loop,
+                    "record_seq": cursor.record_seq, "pending_seq": cursor.pending_seq,
+                }
+                if cursor
+                else None
+            ),
+            token=incident.token,
+            due_at=_opt_key(incident.due_at),
+            paged=[list(p) for p in incident.paged] or None,
+            version=incident.version,
+            list_pk=LIST_PARTITION,
+            created_key=f"{to_key(incident.created_at)}#{incident.id}",
+            # Sparse: only incidents with an armed timer are in the DueIndex.
+            due_pk=DUE_PARTITION if incident.due_at else None,
+            due_key=f"{to_key(incident.due_at)}#{incident.id}" if incident.due_at else None,
+        )
+
+    @staticmethod
+    def _to_incident(item: IncidentItem) -> Incident:
+        life: dict[str, Any] = item.lifecycle or {}
+        esc = item.escalation
+        return Incident(
+            id=item.incident_id,
+            title=item.title,
+            severity=Severity(item.severity),
+            status=Status(item.status),
+            created_at=parse_iso(item.created_at),
+            updated_at=parse_iso(item.updated_at),
+            description=item.description,
+            service=item.service,
+            team=item.team,
+            source=item.source,
+            labels=dict(item.labels or {}),
+            dedup_key=item.dedup_key,
+            escalation=EscalationCursor(**esc) if esc else None,
+            token=item.token,
+            due_at=_opt_time(item.due_at),
+            paged=tuple((p[0], p[1]) for p in (item.paged or [])),
+            version=int(item.version),
+            **{k: _opt_time(life.get(k)) for k in _LIFECYCLE_TIMES},
+            **{k: life.get(k) for k in _LIFECYCLE_TEXT},
+        )
+
+    @staticmethod
+    def _event_item(event: TimelineEvent, n: int) -> TimelineItem:
+        # Time first so the timeline sorts by time; n keeps order within one change; the
+        # random tail keeps two changes in the same microsecond from colliding.
+        sk = f"EV#{to_key(event.at)}#{n:03d}#{secrets.token_hex(3)}"
+        return TimelineItem(
+            incident_pk(event.incident_id), sk, incident_id=event.incident_id, at=to_key(event.at),
+            type=event.type, actor=event.actor, data=_jsonable(event.data) or None,
+        )
+
+    @staticmethod
+    def _record_item(record: EscalationRecord) -> EscalationRecordItem:
+        return EscalationRecordItem(
+            incident_pk(record.incident_id), f"ESC#{record.seq:06d}", incident_id=record.incident_id,
+            seq=record.seq, level=record.level, loop=record.loop, status=record.status,
+            scheduled_at=to_key(record.scheduled_at), executed_at=_opt_key(record.executed_at),
+            cancelled_at=_opt_key(record.cancelled_at), targets=[dict(t) for t in record.targets],
+        )
+
+    @staticmethod
+    def _outbox_item(n: Notification) -> OutboxItem:
+        return OutboxItem(
+            incident_pk(n.incident_id), f"OUT#{n.dedup_id}", incident_id=n.incident_id,
+            dedup_id=n.dedup_id, kind=n.kind, recipient=n.recipient, channel=n.channel,
+            subject=n.subject, message=n.message, attributes=n.attributes, level=n.level, loop=n.loop,
+            status=n.status, created_at=to_key(n.created_at), sent_at=_opt_key(n.sent_at),
+            # Sparse: only rows still pending are in the PendingIndex.
+            pending_pk=PENDING_PARTITION if n.status == "pending" else None,
+            pending_key=f"{to_key(n.created_at)}#{n.dedup_id}" if n.status == "pending" else None,
+        )
+
+    @staticmethod
+    def _to_notification(i: OutboxItem) -> Notification:
+        return Notification(
+            incident_id=i.incident_id, dedup_id=i.dedup_id, kind=i.kind, recipient=i.recipient,
+            channel=i.channel, subject=i.subject, message=i.message, attributes=dict(i.attributes),
+            created_at=parse_iso(i.created_at), level=None if i.level is None else int(i.level),
+            loop=None if i.loop is None else int(i.loop), status=i.status, sent_at=_opt_time(i.sent_at),
+        )
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    """Timeline data as JSON: times become ISO strings."""
+    return json.loads(json.dumps(data, default=lambda v: to_key(v) if isinstance(v, datetime) else str(v)))

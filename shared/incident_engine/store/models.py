@@ -1,0 +1,186 @@
+"""PynamoDB item classes. Keys and indexes mirror template.yaml, the one source of truth.
+
+Incidents table (single-table):
+  INC#<id> / META           the incident and its escalation cursor (ListIndex, sparse DueIndex)
+  INC#<id> / EV#<time>#...  timeline events, append-only
+  INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
+  INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending)
+  COUNTER#<yyyymmdd> / COUNTER   per-day incident number
+  DEDUP#<key> / DEDUP       which incident currently holds a dedup key
+Config table:
+  POLICY / <policy id>      escalation policies
+  DEFAULT_POLICY / DEFAULT_POLICY   pointer to the default policy
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+LIST_PARTITION = "INCIDENT"
+DUE_PARTITION = "DUE"
+PENDING_PARTITION = "PENDING"
+
+
+class _IncidentsTable(Model):
+    class Meta:
+        table_name = "incidents"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class ListIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "ListIndex"
+        projection = AllProjection()
+
+    list_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class DueIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "DueIndex"
+        projection = AllProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+class PendingIndex(GlobalSecondaryIndex["OutboxItem"]):
+    class Meta:
+        index_name = "PendingIndex"
+        projection = AllProjection()
+
+    pending_pk = UnicodeAttribute(hash_key=True)
+    pending_key = UnicodeAttribute(range_key=True)
+
+
+class IncidentItem(_IncidentsTable):
+    incident_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    severity = UnicodeAttribute()
+    status = UnicodeAttribute()
+    service = UnicodeAttribute(null=True)
+    team = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    labels = JSONAttribute(null=True)
+    dedup_key = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    lifecycle = JSONAttribute(null=True)  # who/when of ack, resolve, cancel, snooze
+    escalation = JSONAttribute(null=True)
+    token = UnicodeAttribute(null=True)
+    due_at = UnicodeAttribute(null=True)
+    paged = JSONAttribute(null=True)
+    version = NumberAttribute()
+    # index keys: list_pk/created_key always; due_pk/due_key only while a timer is armed
+    list_pk = UnicodeAttribute()
+    created_key = UnicodeAttribute()
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+
+    list_index = ListIndex()
+    due_index = DueIndex()
+
+
+class TimelineItem(_IncidentsTable):
+    incident_id = UnicodeAttribute()
+    at = UnicodeAttribute()
+    type = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    data = JSONAttribute(null=True)
+
+
+class EscalationRecordItem(_IncidentsTable):
+    incident_id = UnicodeAttribute()
+    seq = NumberAttribute()
+    level = NumberAttribute()
+    loop = NumberAttribute()
+    status = UnicodeAttribute()
+    scheduled_at = UnicodeAttribute()
+    executed_at = UnicodeAttribute(null=True)
+    cancelled_at = UnicodeAttribute(null=True)
+    targets = JSONAttribute()
+
+
+class OutboxItem(_IncidentsTable):
+    incident_id = UnicodeAttribute()
+    dedup_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    recipient = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    message = UnicodeAttribute()
+    attributes = JSONAttribute()
+    level = NumberAttribute(null=True)
+    loop = NumberAttribute(null=True)
+    status = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    sent_at = UnicodeAttribute(null=True)
+    pending_pk = UnicodeAttribute(null=True)
+    pending_key = UnicodeAttribute(null=True)
+
+    pending_index = PendingIndex()
+
+
+class CounterItem(_IncidentsTable):
+    value = NumberAttribute(default=0)
+
+
+class DedupItem(_IncidentsTable):
+    incident_id = UnicodeAttribute()
+    active = BooleanAttribute()
+    claimed_at = UnicodeAttribute()
+
+
+class _ConfigTable(Model):
+    class Meta:
+        table_name = "config"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class PolicyItem(_ConfigTable):
+    name = UnicodeAttribute()
+    body = JSONAttribute()  # levels, repeat, filters
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
+class DefaultPolicyItem(_ConfigTable):
+    policy_id = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute()
+
+
+INCIDENT_MODELS: tuple[type[Model], ...] = (
+    _IncidentsTable, IncidentItem, TimelineItem, EscalationRecordItem, OutboxItem, CounterItem, DedupItem,
+)
+CONFIG_MODELS: tuple[type[Model], ...] = (_ConfigTable, PolicyItem, DefaultPolicyItem)
+
+
+def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:
+    """Point every item class at the deployed tables. Safe to call again with new names."""
+    for models, name in ((INCIDENT_MODELS, incidents_table), (CONFIG_MODELS, config_table)):
+        for model in models:
+            meta: Any = model.Meta
+            if meta.table_name != name or getattr(meta, "region", None) != region or getattr(
+                meta, "host", None
+            ) != host:
+                meta.table_name = name
+                meta.region = region
+                meta.host = host
+                model._connection = None

@@ -1,0 +1,90 @@
+"""The timer protocol's worker side (one timer message at a time) and the reconciler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from incident_engine.domain import engine
+from incident_engine.domain.model import TimerMessage
+from incident_engine.observability import count, logger
+from incident_engine.usecases.dispatch import Dispatcher, delay_for
+from incident_engine.usecases.ports import Clock, IncidentStore, VersionConflict
+
+MAX_ATTEMPTS = 3
+
+
+class TimerOutcome(StrEnum):
+    FIRED = "fired"  # a level fired (or a snooze ended) and was committed
+    HOPPED = "hopped"  # not due yet: re-sent with the remaining delay
+    STALE = "stale"  # its token was replaced or the incident stopped escalating: dropped
+
+
+class RetryLater(Exception):
+    """The incident kept changing under us; let SQS deliver the message again."""
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    timers_rearmed: int
+    notifications_republished: int
+
+
+class EscalationTimerService:
+    def __init__(self, store: IncidentStore, dispatcher: Dispatcher, clock: Clock, base_url: str | None,
+                 grace_seconds: float = 20.0, batch: int = 500) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._base_url = base_url
+        self._grace = timedelta(seconds=grace_seconds)
+        self._batch = batch
+
+    def handle_timer(self, timer: TimerMessage) -> TimerOutcome:
+        if timer.due_at > self._clock.now():
+            # SQS caps delays at 15 minutes: a longer wait is a chain of hops.
+            if not self._dispatcher.arm(timer):
+                raise RetryLater("could not re-send the timer")
+            count("TimerHops")
+            return TimerOutcome.HOPPED
+        for _ in range(MAX_ATTEMPTS):
+            incident = self._store.get(timer.incident_id)
+            now = self._clock.now()
+            change = engine.on_timer(incident, timer.token, now, self._base_url) if incident else None
+            if change is None:
+                count("StaleTimers")
+                logger.info("stale timer dropped", extra={"incident_id": timer.incident_id})
+                return TimerOutcome.STALE
+            try:
+                self._store.commit(change)
+            except VersionConflict:
+                continue  # another change won; on reload this timer is either stale or still due
+            count("LevelsFired")
+            self._dispatcher.after_commit(change)
+            return TimerOutcome.FIRED
+        raise RetryLater(f"incident {timer.incident_id} kept changing")
+
+    def reconcile(self) -> ReconcileReport:
+        """Re-arm overdue timers and republish stuck outbox rows. The safety net, not the path."""
+        cutoff = self._clock.now() - self._grace
+        rearmed = 0
+        for incident in self._store.overdue(cutoff, self._batch):
+            if incident.token and incident.due_at and self._dispatcher.arm(
+                TimerMessage(incident.id, incident.token, incident.due_at)
+            ):
+                rearmed += 1
+        republished = 0
+        for notification in self._store.pending_notifications(cutoff, self._batch):
+            # Same dedup id as the first attempt, so a consumer can drop the repeat.
+            if self._dispatcher.deliver(notification):
+                republished += 1
+        count("TimersRearmed", rearmed)
+        count("NotificationsRepublished", republished)
+        if rearmed or republished:
+            logger.warning("reconciler repaired state", extra={"timers_rearmed": rearmed,
+                                                              "notifications_republished": republished})
+        return ReconcileReport(rearmed, republished)
+
+
+__all__ = ["EscalationTimerService", "ReconcileReport", "RetryLater", "TimerOutcome", "delay_for"]

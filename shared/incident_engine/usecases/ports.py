@@ -1,0 +1,70 @@
+"""What the use cases need from the outside world. The store and adapters implement these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from incident_engine.domain.model import Change, EscalationRecord, Incident, Notification, TimelineEvent, TimerMessage
+from incident_engine.domain.policy import Policy
+
+
+class VersionConflict(Exception):
+    """The incident changed after it was read; reload and decide again."""
+
+
+class DedupKeyTaken(Exception):
+    """An active incident already holds this dedup key."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    status: str | None = None
+    severity: str | None = None
+    service: str | None = None
+    team: str | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class IncidentStore(Protocol):
+    def allocate_id(self, now: datetime) -> str: ...
+    def get(self, incident_id: str) -> Incident | None: ...
+    def commit(self, change: Change) -> None: ...
+    def active_incident_for_dedup_key(self, dedup_key: str) -> str | None: ...
+    def append_event(self, event: TimelineEvent) -> None: ...
+    def list(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]: ...
+    def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
+    def escalations(self, incident_id: str) -> list[EscalationRecord]: ...
+    def notifications(self, incident_id: str) -> list[Notification]: ...
+    def mark_sent(self, notification: Notification, at: datetime) -> bool: ...
+    def overdue(self, cutoff: datetime, limit: int) -> list[Incident]: ...
+    def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]: ...
+
+
+class PolicyStore(Protocol):
+    def create(self, policy: Policy, make_default: bool) -> None: ...
+    def get(self, policy_id: str) -> Policy | None: ...
+    def list(self, include_disabled: bool) -> list[Policy]: ...
+    def replace(self, policy: Policy, expected_version: int, make_default: bool | None) -> None: ...
+    def default_policy_id(self) -> str | None: ...
+
+
+class TimerQueue(Protocol):
+    def send(self, message: TimerMessage, delay_seconds: int) -> None: ...
+
+
+class NotificationPublisher(Protocol):
+    def publish(self, notification: Notification) -> None: ...

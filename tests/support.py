@@ -1,0 +1,132 @@
+"""Test helpers: events from events/, handlers invoked in-process, the timer queue drained."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.runtime import deliver_sqs_batch, invoke, scheduled_event
+from local.template import LocalStack
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+TOKEN = "local-dev-token"  # the token the sample events carry
+
+
+def load_event(name: str) -> dict[str, Any]:
+    with (EVENTS / name).open() as fh:
+        data: dict[str, Any] = json.load(fh)
+    return copy.deepcopy(data)
+
+
+class Api:
+    """Calls the api handler with events derived from the samples in events/."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.spec = stack.function("ApiFunction")
+
+    def _route(self, method: str, path: str) -> tuple[str, dict[str, str]]:
+        for route in self.spec.routes:
+            params = route.matches(method, path)
+            if params is not None:
+                return route.path, params
+        raise AssertionError(f"{method} {path} is not declared in template.yaml")
+
+    def event(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+              raw_body: str | None = None) -> dict[str, Any]:
+        base = load_event("api_get_incident.json" if method == "GET" else "api_create_incident.json")
+        resource, params = self._route(method, path)
+        base.update(
+            httpMethod=method, path=path, resource=resource, pathParameters=params or None,
+            queryStringParameters=query or None,
+            multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+            body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
+        )
+        base["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/v1{path}")
+        return base
+
+    def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+             raw_body: str | None = None) -> tuple[int, Any]:
+        response = invoke(self.spec, self.event(method, path, body, query, raw_body))
+        payload = json.loads(response["body"]) if response.get("body") else None
+        return int(response["statusCode"]), payload
+
+    def ok(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+           expect: int = 200) -> Any:
+        status, payload = self.call(method, path, body, query)
+        assert status == expect, (status, payload)
+        return payload
+
+
+class Timers:
+    """The timer queue seen from the worker's event source mapping."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.sqs = boto3.client("sqs", region_name=stack.region)
+        self.url = stack.physical["TimerQueue"]
+        self.arn = stack.arns["TimerQueue"]
+        self.worker = stack.function("EscalationWorkerFunction")
+
+    def deliver(self, max_batches: int = 50) -> int:
+        """Deliver every visible timer message to the worker; returns how many were delivered."""
+        total = 0
+        for _ in range(max_batches):
+            n = deliver_sqs_batch(self.sqs, self.url, self.arn, self.stack.region, self.worker)
+            if n == 0:
+                return total
+            total += n
+        raise AssertionError("timer queue did not drain")
+
+    def receive_raw(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            out.extend(got)
+
+    def depth(self) -> dict[str, int]:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+        return {
+            "visible": int(attrs["ApproximateNumberOfMessages"]),
+            "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"]),
+            "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+        }
+
+
+class Tap:
+    """An SQS queue subscribed to the notifications topic: what SNS really delivered."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.sqs = boto3.client("sqs", region_name=stack.region)
+        sns = boto3.client("sns", region_name=stack.region)
+        self.url = self.sqs.create_queue(QueueName="test-notifications-tap")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=arn)
+        self.seen: list[dict[str, Any]] = []
+
+    def messages(self) -> list[dict[str, Any]]:
+        """All messages delivered so far: {subject, message, attributes} each."""
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return self.seen
+            for m in got:
+                envelope = json.loads(m["Body"])
+                self.seen.append({
+                    "subject": envelope.get("Subject"),
+                    "message": envelope["Message"],
+                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                })
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def reconcile(stack: LocalStack) -> dict[str, int]:
+    spec = stack.function("ReconcilerFunction")
+    result: dict[str, int] = invoke(spec, scheduled_event(spec) or load_event("reconciler_tick.json"))
+    return result
