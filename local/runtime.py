@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from local.template import ACCOUNT, FunctionSpec
+from local.template import ACCOUNT, ROOT, FunctionSpec
+
+# Lambda puts layer code on the path at /opt/python; here the engine layer is shared/.
+if str(ROOT / "shared") not in sys.path:
+    sys.path.insert(0, str(ROOT / "shared"))
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -80,6 +80,7 @@ class LocalStack:
 
     stack_name: str
     region: str
+    parameters: dict[str, str] = field(default_factory=dict)
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> name / url / arn
     arns: dict[str, str] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
@@ -168,7 +169,7 @@ def provision(
     resources: dict[str, Any] = tpl["Resources"]
     params = {name: str(spec.get("Default", "")) for name, spec in tpl.get("Parameters", {}).items()}
     params.update(parameters or {})
-    stack = LocalStack(stack_name=stack_name, region=region)
+    stack = LocalStack(stack_name=stack_name, region=region, parameters=params)
     resolver = _Resolver(stack, params, api_url)
     kwargs: dict[str, Any] = {"region_name": region}
     if endpoint_url:

@@ -1,0 +1,55 @@
+# Incident Engine. `make run` starts the local stack; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/dependencies/requirements.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test test-unit test-integration test-e2e lint build deploy clean
+
+help:
+	@echo "make run      start the local stack (emulated AWS + API + pollers + reconciler)"
+	@echo "make test     create the virtualenv if needed, then run every test"
+	@echo "make lint     ruff, mypy and cfn-lint"
+	@echo "make build    sam build (needs the SAM CLI)"
+	@echo "make deploy   sam deploy --guided (needs the SAM CLI and AWS credentials)"
+
+$(STAMP): requirements-dev.txt layers/dependencies/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/python -m local.stack
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: venv
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+build:
+	@command -v sam >/dev/null || { echo "sam not found: install the AWS SAM CLI (pip install aws-sam-cli)"; exit 2; }
+	sam build
+
+deploy: build
+	sam deploy --guided
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""`make run`: the whole system on this machine.
+
+moto's server is the AWS endpoint; template.yaml's tables, queues and topic are created on it;
+an HTTP gateway invokes the api handler (behind the token authorizer); a poller feeds the timer
+queue to the escalation worker like the SQS event source; a ticker invokes the reconciler like
+EventBridge Scheduler; and a tap on the notifications topic prints every message SNS delivers.
+
+Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
+RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+STOP = threading.Event()
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _loop(name: str, every: float, work: Callable[[], Any]) -> threading.Thread:
+    def run() -> None:
+        while not STOP.is_set():
+            try:
+                busy = work()
+            except Exception as exc:  # keep the stack up; the next round retries
+                say(f"[{name}] error: {exc!r}")
+                busy = False
+            if not busy:
+                STOP.wait(every)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one piece
+    host = os.environ.get("HOST", "127.0.0.1")
+    api_port = int(os.environ.get("API_PORT", "3000"))
+    aws_port = int(os.environ.get("AWS_PORT", "5000"))
+    reconcile_every = float(os.environ.get("RECONCILE_SECONDS", "60"))
+    token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
+    for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port)):
+        if not _port_free(host, port):
+            say(f"error: port {port} ({name}) is already in use on {host}. "
+                f"Stop whatever holds it, or choose another: {name}=<port> make run")
+            return 2
+
+    api_url = f"http://{host}:{api_port}"
+    aws_url = f"http://{host}:{aws_port}"
+    # The functions read these, exactly as they would read Lambda's environment.
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": aws_url,
+    })
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+
+    say(f"Starting emulated AWS (moto) on {aws_url} ...")
+    moto = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
+    moto.start()
+
+    import boto3
+
+    from local.gateway import Gateway
+    from local.runtime import deliver_sqs_batch, invoke, scheduled_event
+    from local.template import provision
+
+    session = boto3.Session()
+    say("Creating tables, queues and topic from template.yaml ...")
+    stack = provision(session, endpoint_url=aws_url, api_url=api_url,
+                      parameters={"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()})
+    os.environ.update(stack.environment())
+    os.environ["PUBLIC_API_URL"] = api_url
+    os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+    sqs = session.client("sqs", endpoint_url=aws_url)
+    sns = session.client("sns", endpoint_url=aws_url)
+    worker = stack.function("EscalationWorkerFunction")
+    reconciler = stack.function("ReconcilerFunction")
+    assert worker.sqs_queue is not None
+    queue_url, queue_arn = stack.physical[worker.sqs_queue], stack.arns[worker.sqs_queue]
+
+    # A tap on the topic so you can watch what SNS delivers (an email/SMS subscription in AWS).
+    tap_url = sqs.create_queue(QueueName=f"{stack.stack_name}-notifications-tap")["QueueUrl"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=tap_arn)
+
+    def poll_timers() -> bool:
+        return deliver_sqs_batch(sqs, queue_url, queue_arn, stack.region, worker, wait_seconds=1) > 0
+
+    def tick() -> bool:
+        report = invoke(reconciler, scheduled_event(reconciler))
+        if any(report.values()):
+            say(f"[reconciler] {json.dumps(report)}")
+        return False
+
+    def show_notifications() -> bool:
+        got = sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for message in got:
+            envelope = json.loads(message["Body"])
+            attrs = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+            level = attrs.get("level", "-")
+            say(f"[sns] {attrs.get('kind', 'page'):<12} level {level:<2} {attrs.get('channel', '?'):<7} -> "
+                f"{attrs.get('recipient', '?')}  {envelope.get('Subject', '')}")
+            sqs.delete_message(QueueUrl=tap_url, ReceiptHandle=message["ReceiptHandle"])
+        return bool(got)
+
+    stage = stack.parameters.get("StageName", "v1")
+    gateway = Gateway(stack.function("ApiFunction"), stack.function("AuthorizerFunction"), host, api_port,
+                      stage=stage, log=lambda line: say(f"[api] {line}"))
+    threads = [
+        threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
+    ]
+    threads[0].start()
+    threads += [
+        _loop("timers", 0.2, poll_timers),
+        _loop("reconciler", reconcile_every, tick),
+        _loop("sns-tap", 0.2, show_notifications),
+    ]
+
+    example = (
+        f"curl -s -X POST {api_url}/incidents -H 'Authorization: Bearer {token}' "
+        "-H 'Content-Type: application/json' -d '{\"title\": \"Checkout 5xx above 20%\", \"severity\": \"P1\"}'"
+    )
+    say("")
+    say("Incident Engine is running locally.")
+    say(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
+    say(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
+    say(f"  API token    {token}")
+    say(f"  Reconciler   every {reconcile_every:g} s")
+    say("")
+    say("Try it:")
+    say(f"  curl -s {api_url}/health")
+    say(f"  {example}")
+    say("")
+    say("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
+    say("")
+
+    def stop(signum: int, frame: Any) -> None:
+        STOP.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not STOP.is_set():
+        STOP.wait(0.5)
+    say("Stopping ...")
+    gateway.shutdown()
+    for thread in threads:
+        thread.join(timeout=5)
+    moto.stop()
+    say("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
