@@ -52,7 +52,10 @@ class Api:
     def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
              raw_body: str | None = None) -> tuple[int, Any]:
         response = invoke(self.spec, self.event(method, path, body, query, raw_body))
-        payload = json.loads(response["body"]) if response.get("body") else None
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        headers.update({k.lower(): ", ".join(v) for k, v in (response.get("multiValueHeaders") or {}).items()})
+        is_json = "json" in headers.get("content-type", "application/json")
+        payload = (json.loads(response["body"]) if is_json else response["body"]) if response.get("body") else None
         return int(response["statusCode"]), payload
 
     def ok(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,

@@ -114,7 +114,7 @@ class IncidentRepository:
                         condition=DedupItem.pk.does_not_exist() | (DedupItem.active == False),  # noqa: E712
                     )
                 for n, event in enumerate(change.events):
-                    tx.save(self._event_item(event, n), condition=TimelineItem.pk.does_not_exist())
+                    tx.save(self._event_item(event, incident.version, n), condition=TimelineItem.pk.does_not_exist())
                 for record in change.records:
                     tx.save(self._record_item(record))
                 for notification in change.outbox:
@@ -165,8 +165,9 @@ class IncidentRepository:
 
     # --- timeline, escalations, outbox ---------------------------------------------------------
 
-    def append_event(self, event: TimelineEvent) -> None:
-        self._event_item(event, 0).save(condition=TimelineItem.pk.does_not_exist())
+    def append_event(self, event: TimelineEvent, after_version: int) -> None:
+        # Sorts after the events of the change that made `after_version`, never between them.
+        self._event_item(event, after_version, 999).save(condition=TimelineItem.pk.does_not_exist())
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         return [
@@ -295,10 +296,10 @@ class IncidentRepository:
         )
 
     @staticmethod
-    def _event_item(event: TimelineEvent, n: int) -> TimelineItem:
-        # Time first so the timeline sorts by time; n keeps order within one change; the
-        # random tail keeps two changes in the same microsecond from colliding.
-        sk = f"EV#{to_key(event.at)}#{n:03d}#{secrets.token_hex(3)}"
+    def _event_item(event: TimelineEvent, version: int, n: int) -> TimelineItem:
+        # Time first so the timeline sorts by time; then the incident version and n keep the
+        # order of changes made in the same instant; the random tail keeps keys unique.
+        sk = f"EV#{to_key(event.at)}#{version:09d}#{n:03d}#{secrets.token_hex(3)}"
         return TimelineItem(
             incident_pk(event.incident_id), sk, incident_id=event.incident_id, at=to_key(event.at),
             type=event.type, actor=event.actor, data=_jsonable(event.data) or None,

@@ -109,7 +109,7 @@ class IncidentService:
     def add_note(self, incident_id: str, text: str, by: str) -> TimelineEvent:
         incident = self.get_incident(incident_id)
         event = engine.add_note(incident, text, by, self._clock.now())
-        self._store.append_event(event)
+        self._store.append_event(event, incident.version)
         return event
 
     # --- internals ------------------------------------------------------------------------------
@@ -131,7 +131,8 @@ class IncidentService:
         incident = self._store.get(incident_id) if incident_id else None
         if incident is not None:
             self._store.append_event(
-                TimelineEvent(incident.id, self._clock.now(), "deduplicated", actor, {"dedup_key": dedup_key})
+                TimelineEvent(incident.id, self._clock.now(), "deduplicated", actor, {"dedup_key": dedup_key}),
+                incident.version,
             )
         return incident
 

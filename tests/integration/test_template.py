@@ -1,0 +1,115 @@
+"""template.yaml is the source of truth: lint it, translate it offline, and hold the code to it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.api import lint_file
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from incident_engine.api.app import app
+from local.template import TEMPLATE, load_template
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    # Offline: a session with a region and dummy keys; no managed policies are looked up.
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    translator = Translator(None, Parser(), boto_session=session)
+    packaged = copy.deepcopy(template)
+    for res in packaged["Resources"].values():  # what `sam package` does: code goes to S3
+        for key in ("CodeUri", "ContentUri"):
+            if key in res.get("Properties", {}):
+                res["Properties"][key] = f"s3://artifacts/{res['Properties'][key].strip('/')}.zip"
+    out: dict[str, Any] = translator.translate(
+        packaged, parameter_values={"ApiTokenSha256": "0" * 64}, get_managed_policy_map=dict
+    )
+    return out
+
+
+def test_cfn_lint_is_clean() -> None:
+    findings = lint_file(TEMPLATE)
+    assert [str(f) for f in findings] == []
+
+
+def test_every_route_in_the_code_is_declared_in_the_template_and_back(translated: dict[str, Any]) -> None:
+    rest_apis = [r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    assert len(rest_apis) == 1
+    declared = {
+        (method.upper(), path)
+        for path, methods in rest_apis[0]["Properties"]["Body"]["paths"].items()
+        for method in methods
+    }
+    in_code = {(r.method, r.openapi_path) for r in app._static_routes + app._dynamic_routes}
+    assert declared == in_code
+
+
+def test_only_health_is_public(translated: dict[str, Any]) -> None:
+    body = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")[
+        "Properties"]["Body"]
+    public = {
+        (m.upper(), p) for p, methods in body["paths"].items() for m, op in methods.items()
+        if "BearerTokenAuthorizer" not in str(op.get("security", []))
+    }
+    assert public == {("GET", "/health")}
+
+
+def test_worker_queue_fits_the_worker(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    worker = res["EscalationWorkerFunction"]["Properties"]
+    queue = res["TimerQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["TimerDeadLetterQueue", "Arn"]}
+    assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    event = worker["Events"]["Timers"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_reconciler_runs_every_minute_from_the_scheduler(template: dict[str, Any]) -> None:
+    event = template["Resources"]["ReconcilerFunction"]["Properties"]["Events"]["EveryMinute"]
+    assert event["Type"] == "ScheduleV2" and event["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+
+
+def test_tables_are_on_demand_with_point_in_time_recovery(template: dict[str, Any]) -> None:
+    tables = [r for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert len(tables) == 2
+    for table in tables:
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert table["DeletionPolicy"] == "Retain"
+
+
+def test_no_iam_statement_grants_every_resource(translated: dict[str, Any]) -> None:
+    roles = [r for r in translated["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
+                    statement["Resource"]]
+                assert "*" not in resources, statement
+                assert not any(str(a).endswith(":*") or a == "*" for a in (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]))
+                assert "dynamodb:DeleteItem" not in str(statement["Action"])  # nothing is ever deleted
+
+
+def test_globals_and_outputs(template: dict[str, Any]) -> None:
+    fn = template["Globals"]["Function"]
+    assert fn["Runtime"] == "python3.13" and fn["Architectures"] == ["arm64"]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
+        fn["Environment"]["Variables"])
+    assert set(template["Outputs"]) >= {"ApiUrl", "IncidentsTableName", "ConfigTableName", "TimerQueueUrl",
+                                        "NotificationsTopicArn"}
+    layers = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"}
+    assert layers == {"DependenciesLayer", "EngineLayer"}
+    assert template["Resources"]["EngineLayer"]["Properties"]["ContentUri"] == "shared/"
