@@ -7,7 +7,7 @@ import os
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger()
+logger = Logger(service=os.getenv("POWERTOOLS_SERVICE_NAME", "incident-engine"))
 # Built at import time, so the namespace falls back to ours when the env does not say.
 metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE", "IncidentEngine"))
 
