@@ -25,8 +25,9 @@ NO_ROUTE = {"message": "Missing Authentication Token"}  # what API Gateway says 
 
 
 class Gateway:
-    def __init__(self, api: FunctionSpec, authorizer: FunctionSpec, host: str, port: int, stage: str,
-                 log: Any = print) -> None:
+    def __init__(
+        self, api: FunctionSpec, authorizer: FunctionSpec, host: str, port: int, stage: str, log: Any = print
+    ) -> None:
         self.api = api
         self.authorizer = authorizer
         self.stage = stage
@@ -42,7 +43,7 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # the gateway logs one line per request itself
 
         class _Server(ThreadingHTTPServer):
@@ -75,17 +76,19 @@ class Gateway:
         path = parts.path
         # Accept the stage prefix too, so the deployed URL's shape works locally.
         if path == f"/{self.stage}" or path.startswith(f"/{self.stage}/"):
-            path = path[len(self.stage) + 1:] or "/"
+            path = path[len(self.stage) + 1 :] or "/"
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         headers = {k: v for k, v in request.headers.items()}
         found = self._route(request.command, path)
+        payload: bytes | str
         if found is None:
             status, payload, out_headers = 403, json.dumps(NO_ROUTE), {"Content-Type": "application/json"}
         else:
             route, params = found
-            status, payload, out_headers = self._invoke(request.command, path, route, params,
-                                                        parse_qs(parts.query), headers, raw)
+            status, payload, out_headers = self._invoke(
+                request.command, path, route, params, parse_qs(parts.query), headers, raw
+            )
         body = payload.encode() if isinstance(payload, str) else payload
         request.send_response(status)
         for name, value in out_headers.items():
@@ -96,8 +99,16 @@ class Gateway:
             request.wfile.write(body)
         self.log(f"{request.command} {parts.path} -> {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
 
-    def _invoke(self, method: str, path: str, route: ApiRoute, params: dict[str, str],
-                query: dict[str, list[str]], headers: dict[str, str], raw: bytes) -> tuple[int, bytes | str, dict[str, str]]:
+    def _invoke(
+        self,
+        method: str,
+        path: str,
+        route: ApiRoute,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        raw: bytes,
+    ) -> tuple[int, bytes | str, dict[str, str]]:
         json_type = {"Content-Type": "application/json"}
         principal = None
         with self._lock:
@@ -110,8 +121,18 @@ class Gateway:
                 text = raw.decode("utf-8") if raw else None
             except UnicodeDecodeError:
                 return 400, json.dumps({"error": "bad_request", "message": "body is not UTF-8"}), json_type
-            event = api_event(method, path, route.path, params, query, headers, text, stage=self.stage,
-                              domain=headers.get("Host", "127.0.0.1"), principal=principal)
+            event = api_event(
+                method,
+                path,
+                route.path,
+                params,
+                query,
+                headers,
+                text,
+                stage=self.stage,
+                domain=headers.get("Host", "127.0.0.1"),
+                principal=principal,
+            )
             try:
                 result = invoke(self.api, event)
             except Exception as exc:  # API Gateway's answer when the integration itself fails

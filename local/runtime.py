@@ -127,15 +127,18 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
-def deliver_sqs_batch(sqs: Any, queue_url: str, queue_arn: str, region: str, spec: FunctionSpec,
-                      wait_seconds: int = 0) -> int:
+def deliver_sqs_batch(
+    sqs: Any, queue_url: str, queue_arn: str, region: str, spec: FunctionSpec, wait_seconds: int = 0
+) -> int:
     """Receive one batch, invoke the function, delete what succeeded (ReportBatchItemFailures).
 
     Returns how many records were delivered. Failed records stay on the queue and come back after
     the visibility timeout, and after maxReceiveCount go to the DLQ: the queue's own redrive.
     """
     received = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=min(10, spec.sqs_batch_size), WaitTimeSeconds=wait_seconds,
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=min(10, spec.sqs_batch_size),
+        WaitTimeSeconds=wait_seconds,
         AttributeNames=["All"],
     ).get("Messages", [])
     if not received:

@@ -19,7 +19,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,7 @@ def _loop(name: str, every: float, work: Callable[[], Any]) -> threading.Thread:
     return thread
 
 
-def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one piece
+def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     api_port = int(os.environ.get("API_PORT", "3000"))
     aws_port = int(os.environ.get("AWS_PORT", "5000"))
@@ -64,17 +63,24 @@ def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one
     token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
     for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port)):
         if not _port_free(host, port):
-            say(f"error: port {port} ({name}) is already in use on {host}. "
-                f"Stop whatever holds it, or choose another: {name}=<port> make run")
+            say(
+                f"error: port {port} ({name}) is already in use on {host}. "
+                f"Stop whatever holds it, or choose another: {name}=<port> make run"
+            )
             return 2
 
     api_url = f"http://{host}:{api_port}"
     aws_url = f"http://{host}:{aws_port}"
     # The functions read these, exactly as they would read Lambda's environment.
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": aws_url,
-    })
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": aws_url,
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
 
@@ -99,8 +105,12 @@ def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one
 
     session = boto3.Session()
     say("Creating tables, queues and topic from template.yaml ...")
-    stack = provision(session, endpoint_url=aws_url, api_url=api_url,
-                      parameters={"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()})
+    stack = provision(
+        session,
+        endpoint_url=aws_url,
+        api_url=api_url,
+        parameters={"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()},
+    )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
@@ -115,7 +125,9 @@ def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one
 
     # A tap on the topic so you can watch what SNS delivers (an email/SMS subscription in AWS).
     tap_url = sqs.create_queue(QueueName=f"{stack.stack_name}-notifications-tap")["QueueUrl"]
-    tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=tap_arn)
 
     def poll_timers() -> bool:
@@ -128,19 +140,29 @@ def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one
         return False
 
     def show_notifications() -> bool:
-        got = sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        got = sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
         for message in got:
             envelope = json.loads(message["Body"])
             attrs = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
             level = attrs.get("level", "-")
-            say(f"[sns] {attrs.get('kind', 'page'):<12} level {level:<2} {attrs.get('channel', '?'):<7} -> "
-                f"{attrs.get('recipient', '?')}  {envelope.get('Subject', '')}")
+            say(
+                f"[sns] {attrs.get('kind', 'page'):<12} level {level:<2} {attrs.get('channel', '?'):<7} -> "
+                f"{attrs.get('recipient', '?')}  {envelope.get('Subject', '')}"
+            )
             sqs.delete_message(QueueUrl=tap_url, ReceiptHandle=message["ReceiptHandle"])
         return bool(got)
 
     stage = stack.parameters.get("StageName", "v1")
-    gateway = Gateway(stack.function("ApiFunction"), stack.function("AuthorizerFunction"), host, api_port,
-                      stage=stage, log=lambda line: say(f"[api] {line}"))
+    gateway = Gateway(
+        stack.function("ApiFunction"),
+        stack.function("AuthorizerFunction"),
+        host,
+        api_port,
+        stage=stage,
+        log=lambda line: say(f"[api] {line}"),
+    )
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
@@ -153,7 +175,7 @@ def main() -> int:  # noqa: PLR0915 - a linear start-up script reads best in one
 
     example = (
         f"curl -s -X POST {api_url}/incidents -H 'Authorization: Bearer {token}' "
-        "-H 'Content-Type: application/json' -d '{\"title\": \"Checkout 5xx above 20%\", \"severity\": \"P1\"}'"
+        '-H \'Content-Type: application/json\' -d \'{"title": "Checkout 5xx above 20%", "severity": "P1"}\''
     )
     say("")
     say("Incident Engine is running locally.")

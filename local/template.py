@@ -127,7 +127,7 @@ class _Resolver:
 
     def value(self, node: Any) -> Any:
         if isinstance(node, dict) and len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -202,7 +202,9 @@ def provision(
     for logical_id, res in queues:
         props = resolver.value(res.get("Properties", {}))
         attributes = {
-            k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds") if k in props
+            k: str(props[k])
+            for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if k in props
         }
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])

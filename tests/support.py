@@ -36,12 +36,21 @@ class Api:
                 return route.path, params
         raise AssertionError(f"{method} {path} is not declared in template.yaml")
 
-    def event(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-              raw_body: str | None = None) -> dict[str, Any]:
+    def event(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> dict[str, Any]:
         base = load_event("api_get_incident.json" if method == "GET" else "api_create_incident.json")
         resource, params = self._route(method, path)
         base.update(
-            httpMethod=method, path=path, resource=resource, pathParameters=params or None,
+            httpMethod=method,
+            path=path,
+            resource=resource,
+            pathParameters=params or None,
             queryStringParameters=query or None,
             multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
             body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
@@ -49,17 +58,28 @@ class Api:
         base["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/v1{path}")
         return base
 
-    def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-             raw_body: str | None = None) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, Any]:
         response = invoke(self.spec, self.event(method, path, body, query, raw_body))
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-        headers.update({k.lower(): ", ".join(v) for k, v in (response.get("multiValueHeaders") or {}).items()})
+        headers.update(
+            {k.lower(): ", ".join(v) for k, v in (response.get("multiValueHeaders") or {}).items()}
+        )
         is_json = "json" in headers.get("content-type", "application/json")
-        payload = (json.loads(response["body"]) if is_json else response["body"]) if response.get("body") else None
+        payload = (
+            (json.loads(response["body"]) if is_json else response["body"]) if response.get("body") else None
+        )
         return int(response["statusCode"]), payload
 
-    def ok(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-           expect: int = 200) -> Any:
+    def ok(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None, expect: int = 200
+    ) -> Any:
         status, payload = self.call(method, path, body, query)
         assert status == expect, (status, payload)
         return payload
@@ -109,7 +129,9 @@ class Tap:
         self.sqs = boto3.client("sqs", region_name=stack.region)
         sns = boto3.client("sns", region_name=stack.region)
         self.url = self.sqs.create_queue(QueueName="test-notifications-tap")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=arn)
         self.seen: list[dict[str, Any]] = []
 
@@ -121,11 +143,15 @@ class Tap:
                 return self.seen
             for m in got:
                 envelope = json.loads(m["Body"])
-                self.seen.append({
-                    "subject": envelope.get("Subject"),
-                    "message": envelope["Message"],
-                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
-                })
+                self.seen.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "message": envelope["Message"],
+                        "attributes": {
+                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+                        },
+                    }
+                )
                 self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
 
 

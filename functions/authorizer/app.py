@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from incident_engine.observability import logger
 
 
@@ -36,8 +37,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "principalId": "admin",
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow",
-                           "Resource": _allowed_resource(str(event.get("methodArn", "")))}],
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow",
+                    "Resource": _allowed_resource(str(event.get("methodArn", ""))),
+                }
+            ],
         },
         "context": {"role": "admin"},
     }

@@ -4,6 +4,7 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from incident_engine.observability import logger, metrics
 from incident_engine.wiring import services
 

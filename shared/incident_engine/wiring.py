@@ -28,15 +28,26 @@ class Services:
     clock: SystemClock
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
-        return IncidentService(self.incidents, self.policies_store, self.dispatcher, self.clock,
-                               self.settings.public_api_url or base_url)
+        return IncidentService(
+            self.incidents,
+            self.policies_store,
+            self.dispatcher,
+            self.clock,
+            self.settings.public_api_url or base_url,
+        )
 
     def policy_service(self) -> PolicyService:
         return PolicyService(self.policies_store, self.clock)
 
     def timer_service(self) -> EscalationTimerService:
-        return EscalationTimerService(self.incidents, self.dispatcher, self.clock, self.settings.public_api_url,
-                                      self.settings.reconcile_grace_seconds, self.settings.reconcile_batch)
+        return EscalationTimerService(
+            self.incidents,
+            self.dispatcher,
+            self.clock,
+            self.settings.public_api_url,
+            self.settings.reconcile_grace_seconds,
+            self.settings.reconcile_batch,
+        )
 
 
 @lru_cache(maxsize=1)
@@ -45,7 +56,9 @@ def services() -> Services:
     bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
     clock = SystemClock()
     incidents = IncidentRepository(settings.region, settings.endpoint_url)
-    timers = EscalationTimerQueue(sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url)
+    timers = EscalationTimerQueue(
+        sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
+    )
     publisher = SnsNotificationPublisher(
         sns_client(settings.region, settings.endpoint_url), settings.notifications_topic_arn
     )

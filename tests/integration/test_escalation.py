@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import boto3
 
 from local.runtime import invoke
@@ -13,16 +12,26 @@ A, B, C = "a@example.com", "b@example.com", "c@example.com"
 
 
 def three_levels(api: Api, delays: tuple[float, float, float] = (0, 0.05, 0.05), **extra: object) -> dict:
-    levels = [{"delay_minutes": d, "targets": [{"type": "user", "email": who}]} for d, who in zip(delays, (A, B, C))]
-    return api.ok("POST", "/policies", {"name": "Three", "is_default": True, "levels": levels, **extra}, expect=201)
+    levels = [
+        {"delay_minutes": d, "targets": [{"type": "user", "email": who}]}
+        for d, who in zip(delays, (A, B, C), strict=False)
+    ]
+    return api.ok(
+        "POST", "/policies", {"name": "Three", "is_default": True, "levels": levels, **extra}, expect=201
+    )
 
 
 def pages(tap: Tap) -> list[tuple[str, str]]:
-    return [(m["attributes"]["level"], m["attributes"]["recipient"]) for m in tap.messages()
-            if m["attributes"]["kind"] == "page"]
+    return [
+        (m["attributes"]["level"], m["attributes"]["recipient"])
+        for m in tap.messages()
+        if m["attributes"]["kind"] == "page"
+    ]
 
 
-def test_levels_fire_on_time_and_acknowledge_stops_the_rest(api: Api, timers: Timers, tap: Tap, clock) -> None:
+def test_levels_fire_on_time_and_acknowledge_stops_the_rest(
+    api: Api, timers: Timers, tap: Tap, clock
+) -> None:
     # Given a policy of three levels: now, +3 s, +3 s
     three_levels(api)
     # When a P1 incident opens
@@ -53,7 +62,14 @@ def test_levels_fire_on_time_and_acknowledge_stops_the_rest(api: Api, timers: Ti
     assert [(n["kind"], n["status"]) for n in outbox].count(("page", "sent")) == 2
     assert all(n["status"] == "sent" for n in outbox)
     types = [e["type"] for e in api.ok("GET", f"{path}/timeline")["items"]]
-    assert types == ["created", "escalation_started", "level_fired", "level_fired", "acknowledged", "resolved"]
+    assert types == [
+        "created",
+        "escalation_started",
+        "level_fired",
+        "level_fired",
+        "acknowledged",
+        "resolved",
+    ]
 
 
 def test_a_wait_longer_than_fifteen_minutes_hops(api: Api, timers: Timers, tap: Tap, clock) -> None:
@@ -120,7 +136,9 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(aws: LocalStack, timers:
         assert timers.deliver() == 1
         clock.shift(181)  # past the queue's visibility timeout
     assert timers.deliver() == 0
-    dlq = sqs.receive_message(QueueUrl=aws.physical["TimerDeadLetterQueue"], MaxNumberOfMessages=10)["Messages"]
+    dlq = sqs.receive_message(QueueUrl=aws.physical["TimerDeadLetterQueue"], MaxNumberOfMessages=10)[
+        "Messages"
+    ]
     assert [m["Body"] for m in dlq] == ["{not a timer"]
 
 
@@ -128,5 +146,7 @@ def test_reconciler_tick_from_the_sample_event_is_quiet_when_all_is_well(api: Ap
     three_levels(api)
     api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)
     assert invoke(aws.function("ReconcilerFunction"), load_event("reconciler_tick.json")) == {
-        "timers_rearmed": 0, "notifications_republished": 0}
+        "timers_rearmed": 0,
+        "notifications_republished": 0,
+    }
     assert reconcile(aws) == {"timers_rearmed": 0, "notifications_republished": 0}

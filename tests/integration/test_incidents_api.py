@@ -10,9 +10,12 @@ from local.template import LocalStack
 from tests.support import Api, load_event
 
 PAGE_TWO_LEVELS = {
-    "name": "Payments on-call", "is_default": True,
-    "levels": [{"delay_minutes": 0, "targets": [{"type": "user", "email": "oncall@example.com"}]},
-               {"delay_minutes": 5, "targets": [{"type": "user", "email": "lead@example.com"}]}],
+    "name": "Payments on-call",
+    "is_default": True,
+    "levels": [
+        {"delay_minutes": 0, "targets": [{"type": "user", "email": "oncall@example.com"}]},
+        {"delay_minutes": 5, "targets": [{"type": "user", "email": "lead@example.com"}]},
+    ],
 }
 
 
@@ -34,14 +37,20 @@ def test_create_from_the_sample_event_without_a_policy_stays_open(api: Api, aws:
     body = api.ok("GET", "/incidents/INC-20261122-001")
     assert body["status"] == "open" and body["escalation"] is None
     assert body["title"] == "Checkout API error rate above 20%" and body["labels"] == {"region": "us-east-1"}
-    assert body["sla"] == {"response_minutes": 15, "resolution_minutes": 120,
-                           "ack_due_at": "2026-11-22T07:15:00.000Z", "resolve_due_at": "2026-11-22T09:00:00.000Z"}
+    assert body["sla"] == {
+        "response_minutes": 15,
+        "resolution_minutes": 120,
+        "ack_due_at": "2026-11-22T07:15:00.000Z",
+        "resolve_due_at": "2026-11-22T09:00:00.000Z",
+    }
     item = stored_item(aws, "INC-20261122-001")
     assert item["status"] == "open" and item["version"] == 1 and "due_pk" not in item
 
 
 def test_ids_count_up_per_day(api: Api, clock) -> None:
-    ids = [api.ok("POST", "/incidents", {"title": f"t{n}", "severity": "P3"}, expect=201)["id"] for n in range(3)]
+    ids = [
+        api.ok("POST", "/incidents", {"title": f"t{n}", "severity": "P3"}, expect=201)["id"] for n in range(3)
+    ]
     clock.shift(24 * 3600)
     ids.append(api.ok("POST", "/incidents", {"title": "next day", "severity": "P3"}, expect=201)["id"])
     assert ids == ["INC-20261122-001", "INC-20261122-002", "INC-20261122-003", "INC-20261123-001"]
@@ -51,8 +60,14 @@ def test_create_with_a_default_policy_starts_escalating(api: Api) -> None:
     policy = api.ok("POST", "/policies", PAGE_TWO_LEVELS, expect=201)
     body = api.ok("POST", "/incidents", {"title": "DB down", "severity": "P0"}, expect=201)
     assert body["status"] == "escalating"
-    assert body["escalation"] == {"policy_id": policy["id"], "policy_name": "Payments on-call", "level": 0,
-                                  "loop": 0, "next_level": 1, "next_at": "2026-11-22T07:05:00.000Z"}
+    assert body["escalation"] == {
+        "policy_id": policy["id"],
+        "policy_name": "Payments on-call",
+        "level": 0,
+        "loop": 0,
+        "next_level": 1,
+        "next_at": "2026-11-22T07:05:00.000Z",
+    }
 
 
 def test_unknown_policy_id_is_a_422_naming_the_field(api: Api) -> None:
@@ -61,24 +76,33 @@ def test_unknown_policy_id_is_a_422_naming_the_field(api: Api) -> None:
 
 
 def test_same_dedup_key_joins_the_active_incident(api: Api) -> None:
-    first = api.ok("POST", "/incidents", {"title": "disk 95%", "severity": "P2", "dedup_key": "disk-a"}, expect=201)
-    again = api.ok("POST", "/incidents", {"title": "disk 96%", "severity": "P2", "dedup_key": "disk-a"}, expect=200)
+    first = api.ok(
+        "POST", "/incidents", {"title": "disk 95%", "severity": "P2", "dedup_key": "disk-a"}, expect=201
+    )
+    again = api.ok(
+        "POST", "/incidents", {"title": "disk 96%", "severity": "P2", "dedup_key": "disk-a"}, expect=200
+    )
     assert again["id"] == first["id"]
     types = [e["type"] for e in api.ok("GET", f"/incidents/{first['id']}/timeline")["items"]]
     assert types == ["created", "deduplicated"]
     # once resolved, the key is free again and opens a new incident
     api.ok("POST", f"/incidents/{first['id']}/resolve", {})
-    third = api.ok("POST", "/incidents", {"title": "disk 97%", "severity": "P2", "dedup_key": "disk-a"}, expect=201)
+    third = api.ok(
+        "POST", "/incidents", {"title": "disk 97%", "severity": "P2", "dedup_key": "disk-a"}, expect=201
+    )
     assert third["id"] != first["id"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"severity": "P1"}, "title"),
-    ({"title": "x", "severity": "P9"}, "severity"),
-    ({"title": "", "severity": "P1"}, "title"),
-    ({"title": "x", "severity": "P1", "sevrity": "P1"}, "sevrity"),
-    ({"title": "x", "severity": "P1", "labels": {"a": 1}}, "labels.a"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"severity": "P1"}, "title"),
+        ({"title": "x", "severity": "P9"}, "severity"),
+        ({"title": "", "severity": "P1"}, "title"),
+        ({"title": "x", "severity": "P1", "sevrity": "P1"}, "sevrity"),
+        ({"title": "x", "severity": "P1", "labels": {"a": 1}}, "labels.a"),
+    ],
+)
 def test_bad_input_is_a_422_naming_the_field(api: Api, body: dict, field: str) -> None:
     status, payload = api.call("POST", "/incidents", body)
     assert status == 422 and payload["error"] == "validation_error" and payload["field"] == field
@@ -101,8 +125,12 @@ def test_invalid_transition_is_409_with_status_and_allowed_actions(api: Api, aws
     api.ok("POST", f"/incidents/{inc['id']}/resolve", {"resolution_note": "fixed"})
     status, payload = api.call("POST", f"/incidents/{inc['id']}/acknowledge", {})
     assert status == 409
-    assert payload == {"error": "invalid_transition", "message": "cannot acknowledge an incident that is resolved",
-                       "status": "resolved", "allowed": []}
+    assert payload == {
+        "error": "invalid_transition",
+        "message": "cannot acknowledge an incident that is resolved",
+        "status": "resolved",
+        "allowed": [],
+    }
     assert stored_item(aws, inc["id"])["status"] == "resolved"
 
 
@@ -118,7 +146,11 @@ def test_lifecycle_records_actor_and_every_step(api: Api, clock) -> None:
     assert resolved["resolved_by"] == "admin"  # the authorizer's principal when no `by` is given
     timeline = api.ok("GET", f"{path}/timeline")["items"]
     assert [(e["type"], e["actor"]) for e in timeline] == [
-        ("created", "admin"), ("acknowledged", "bob@example.com"), ("snoozed", "admin"), ("resolved", "admin")]
+        ("created", "admin"),
+        ("acknowledged", "bob@example.com"),
+        ("snoozed", "admin"),
+        ("resolved", "admin"),
+    ]
     assert timeline[3]["data"] == {"from": "snoozed", "to": "resolved", "note": "restarted"}
 
 
@@ -130,11 +162,19 @@ def test_cancel_with_reason(api: Api) -> None:
 
 def test_notes_append_to_the_timeline_without_touching_the_incident(api: Api, aws: LocalStack) -> None:
     inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P3"}, expect=201)
-    note = api.ok("POST", f"/incidents/{inc['id']}/notes", {"text": "looking at the LB logs", "by": "eve"},
-                  expect=201)
-    assert note["type"] == "note" and note["actor"] == "eve" and note["data"] == {"text": "looking at the LB logs"}
+    note = api.ok(
+        "POST", f"/incidents/{inc['id']}/notes", {"text": "looking at the LB logs", "by": "eve"}, expect=201
+    )
+    assert (
+        note["type"] == "note"
+        and note["actor"] == "eve"
+        and note["data"] == {"text": "looking at the LB logs"}
+    )
     assert api.call("POST", f"/incidents/{inc['id']}/notes", {"text": "   "})[0] == 422
-    assert [e["type"] for e in api.ok("GET", f"/incidents/{inc['id']}/timeline")["items"]] == ["created", "note"]
+    assert [e["type"] for e in api.ok("GET", f"/incidents/{inc['id']}/timeline")["items"]] == [
+        "created",
+        "note",
+    ]
     assert stored_item(aws, inc["id"])["version"] == 1
 
 
@@ -143,7 +183,9 @@ def test_list_filters_and_paginates_newest_first(api: Api, clock) -> None:
     for n in range(7):
         clock.shift(1)
         sev = "P1" if n % 2 else "P3"
-        made.append(api.ok("POST", "/incidents", {"title": f"i{n}", "severity": sev, "team": "core"}, expect=201))
+        made.append(
+            api.ok("POST", "/incidents", {"title": f"i{n}", "severity": sev, "team": "core"}, expect=201)
+        )
     api.ok("POST", f"/incidents/{made[0]['id']}/resolve", {})
     seen, cursor = [], None
     while True:
@@ -173,7 +215,9 @@ def test_bad_list_parameters_are_422(api: Api) -> None:
 def test_openapi_document_lists_the_routes(api: Api) -> None:
     doc = api.ok("GET", "/openapi.json")
     assert doc["info"]["title"] == "Incident Engine API"
-    assert {"/incidents", "/incidents/{incident_id}/acknowledge", "/policies/{policy_id}"} <= set(doc["paths"])
+    assert {"/incidents", "/incidents/{incident_id}/acknowledge", "/policies/{policy_id}"} <= set(
+        doc["paths"]
+    )
     status, page = api.call("GET", "/docs")
     assert status == 200 and "<title>Swagger UI</title>" in page
 
@@ -188,5 +232,5 @@ def test_authorizer_accepts_the_token_and_rejects_others(aws: LocalStack) -> Non
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"
     for bad in ("Bearer wrong", "Basic abc", "", "Bearer "):
         event["authorizationToken"] = bad
-        with pytest.raises(Exception, match="^Unauthorized$"):
+        with pytest.raises(Exception, match=r"^Unauthorized$"):
             invoke(spec, event)

@@ -55,9 +55,12 @@ def test_every_route_in_the_code_is_declared_in_the_template_and_back(translated
 
 def test_only_health_is_public(translated: dict[str, Any]) -> None:
     body = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")[
-        "Properties"]["Body"]
+        "Properties"
+    ]["Body"]
     public = {
-        (m.upper(), p) for p, methods in body["paths"].items() for m, op in methods.items()
+        (m.upper(), p)
+        for p, methods in body["paths"].items()
+        for m, op in methods.items()
         if "BearerTokenAuthorizer" not in str(op.get("security", []))
     }
     assert public == {("GET", "/health")}
@@ -95,11 +98,20 @@ def test_no_iam_statement_grants_every_resource(translated: dict[str, Any]) -> N
     for role in roles:
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
-                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
-                    statement["Resource"]]
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
                 assert "*" not in resources, statement
-                assert not any(str(a).endswith(":*") or a == "*" for a in (
-                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]))
+                assert not any(
+                    str(a).endswith(":*") or a == "*"
+                    for a in (
+                        statement["Action"]
+                        if isinstance(statement["Action"], list)
+                        else [statement["Action"]]
+                    )
+                )
                 assert "dynamodb:DeleteItem" not in str(statement["Action"])  # nothing is ever deleted
 
 
@@ -107,9 +119,15 @@ def test_globals_and_outputs(template: dict[str, Any]) -> None:
     fn = template["Globals"]["Function"]
     assert fn["Runtime"] == "python3.13" and fn["Architectures"] == ["arm64"]
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
-        fn["Environment"]["Variables"])
-    assert set(template["Outputs"]) >= {"ApiUrl", "IncidentsTableName", "ConfigTableName", "TimerQueueUrl",
-                                        "NotificationsTopicArn"}
+        fn["Environment"]["Variables"]
+    )
+    assert set(template["Outputs"]) >= {
+        "ApiUrl",
+        "IncidentsTableName",
+        "ConfigTableName",
+        "TimerQueueUrl",
+        "NotificationsTopicArn",
+    }
     layers = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"}
     assert layers == {"DependenciesLayer", "EngineLayer"}
     assert template["Resources"]["EngineLayer"]["Properties"]["ContentUri"] == "shared/"

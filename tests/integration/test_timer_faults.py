@@ -28,8 +28,10 @@ GRACE = 20  # RECONCILE_GRACE_SECONDS default
 @pytest.fixture
 def incident(api: Api, tap: Tap) -> Iterator[str]:
     """An incident escalating on [A now, B after 3 s, C 3 s later]; level 0 already paged (and tapped)."""
-    levels = [{"delay_minutes": d, "targets": [{"type": "user", "email": who}]}
-              for d, who in ((0, A), (0.05, B), (0.05, C))]
+    levels = [
+        {"delay_minutes": d, "targets": [{"type": "user", "email": who}]}
+        for d, who in ((0, A), (0.05, B), (0.05, C))
+    ]
     api.ok("POST", "/policies", {"name": "p", "is_default": True, "levels": levels}, expect=201)
     yield api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
 
@@ -46,8 +48,9 @@ def tick_every_minute(aws: LocalStack, timers: Timers, clock, minutes: int) -> N
         timers.deliver()
 
 
-def test_duplicate_delivery_fires_a_level_once(aws: LocalStack, incident: str, timers: Timers, tap: Tap,
-                                               clock) -> None:
+def test_duplicate_delivery_fires_a_level_once(
+    aws: LocalStack, incident: str, timers: Timers, tap: Tap, clock
+) -> None:
     # Given the level-1 timer is delivered three times (SQS is at-least-once)
     sqs = boto3.client("sqs", region_name=aws.region)
     [timer] = timers.receive_raw() or [None]
@@ -89,8 +92,9 @@ def test_crash_between_commit_and_timer_send_is_repaired_by_the_reconciler(
     assert step["status"] == "executed" and lateness <= timedelta(seconds=60 + GRACE)
 
 
-def test_lost_timer_message_is_rearmed(aws: LocalStack, api: Api, incident: str, timers: Timers, tap: Tap,
-                                       clock) -> None:
+def test_lost_timer_message_is_rearmed(
+    aws: LocalStack, api: Api, incident: str, timers: Timers, tap: Tap, clock
+) -> None:
     # Given the level-1 timer message is lost
     boto3.client("sqs", region_name=aws.region).purge_queue(QueueUrl=timers.url)
     clock.shift(3)
@@ -208,11 +212,20 @@ def test_a_fire_racing_an_acknowledge_lands_first_and_the_ack_still_stops_the_re
 
 def test_reconciler_reads_only_overdue_incidents(aws: LocalStack, api: Api, timers: Timers, clock) -> None:
     # Given 3 incidents whose timers were lost, and 30 armed far in the future
-    levels = [{"delay_minutes": 0, "targets": [{"type": "user", "email": A}]},
-              {"delay_minutes": 0.05, "targets": [{"type": "user", "email": B}]}]
+    levels = [
+        {"delay_minutes": 0, "targets": [{"type": "user", "email": A}]},
+        {"delay_minutes": 0.05, "targets": [{"type": "user", "email": B}]},
+    ]
     soon = api.ok("POST", "/policies", {"name": "soon", "levels": levels}, expect=201)
-    later = api.ok("POST", "/policies", {"name": "later", "levels": [
-        levels[0], {"delay_minutes": 600, "targets": [{"type": "user", "email": B}]}]}, expect=201)
+    later = api.ok(
+        "POST",
+        "/policies",
+        {
+            "name": "later",
+            "levels": [levels[0], {"delay_minutes": 600, "targets": [{"type": "user", "email": B}]}],
+        },
+        expect=201,
+    )
     for _ in range(3):
         api.ok("POST", "/incidents", {"title": "x", "severity": "P1", "policy_id": soon["id"]}, expect=201)
     boto3.client("sqs", region_name=aws.region).purge_queue(QueueUrl=timers.url)

@@ -22,6 +22,11 @@ def policy(*delays: float, repeat: Repeat | None = None, per_level: int = 1, **f
 
 
 def opened(p: Policy | None, severity: Severity = Severity.P1, at: datetime = T0) -> Change:
-    new = NewIncident(title="Checkout errors", severity=severity, description="5xx at 23%",
-                      service="checkout", team="payments")
+    new = NewIncident(
+        title="Checkout errors",
+        severity=severity,
+        description="5xx at 23%",
+        service="checkout",
+        team="payments",
+    )
     return open_incident("INC-20261122-001", new, p, at, "alice", BASE)

@@ -61,14 +61,18 @@ def test_fire_advances_cursor_and_token_and_records_dedup_ids() -> None:
     assert [n.dedup_id for n in change.outbox] == [f"{inc.id}/{first.token}/l1-0@example.com"]
     assert inc.escalation is not None and (inc.escalation.level, inc.escalation.next_level) == (1, 2)
     # the next wait counts from when the level actually fired
-    assert change.timer is not None and change.timer.due_at == first.due_at + timedelta(seconds=0.2, minutes=1)  # type: ignore[operator]
+    assert change.timer is not None and change.timer.due_at == first.due_at + timedelta(
+        seconds=0.2, minutes=1
+    )  # type: ignore[operator]
 
 
 def test_last_level_without_repeat_exhausts_the_policy() -> None:
     change = fire(opened(policy(0, 1)).incident, 0)
     inc = change.incident
     assert change.timer is None and inc.due_at is None
-    assert inc.status is Status.ESCALATING and inc.escalation is not None and inc.escalation.next_level is None
+    assert (
+        inc.status is Status.ESCALATING and inc.escalation is not None and inc.escalation.next_level is None
+    )
     assert change.events[-1].type == "escalation_exhausted"
 
 
@@ -147,7 +151,11 @@ def test_resolve_notifies_everyone_paged_once_each() -> None:
     change = engine.resolve(inc, "bob", "rolled back", T0 + timedelta(hours=1), BASE)
     assert change.incident.status is Status.RESOLVED and change.timer is None
     assert sorted(n.recipient for n in change.outbox) == [
-        "l0-0@example.com", "l0-1@example.com", "l1-0@example.com", "l1-1@example.com"]
+        "l0-0@example.com",
+        "l0-1@example.com",
+        "l1-0@example.com",
+        "l1-1@example.com",
+    ]
     assert {n.kind for n in change.outbox} == {"resolution"}
     assert all(n.dedup_id == f"{inc.id}/resolution/{n.recipient}" for n in change.outbox)
 

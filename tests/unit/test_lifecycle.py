@@ -3,7 +3,14 @@
 import pytest
 
 from incident_engine.domain.errors import InvalidTransition
-from incident_engine.domain.lifecycle import TERMINAL, TRANSITIONS, Action, Status, allowed_actions, ensure_allowed
+from incident_engine.domain.lifecycle import (
+    TERMINAL,
+    TRANSITIONS,
+    Action,
+    Status,
+    allowed_actions,
+    ensure_allowed,
+)
 
 EXPECTED = {
     Status.OPEN: {"acknowledge", "escalate", "snooze", "resolve", "cancel"},
@@ -23,8 +30,10 @@ def test_every_cell_of_the_table(status: Status, action: Action) -> None:
     else:
         with pytest.raises(InvalidTransition) as err:
             ensure_allowed(status, action)
-        assert err.value.details == {"status": status.value, "allowed": sorted(EXPECTED[status], key=[
-            a.value for a in Action].index)}
+        assert err.value.details == {
+            "status": status.value,
+            "allowed": sorted(EXPECTED[status], key=[a.value for a in Action].index),
+        }
 
 
 def test_terminal_states_accept_nothing() -> None:

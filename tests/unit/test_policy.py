@@ -13,8 +13,9 @@ def test_snapshot_round_trips() -> None:
 def test_most_specific_matching_policy_wins_then_oldest() -> None:
     broad = replace(policy(0), id="broad", severities=(Severity.P0, Severity.P1))
     narrow = replace(policy(0), id="narrow", severities=(Severity.P1,), service="checkout")
-    newer = replace(policy(0), id="newer", severities=(Severity.P1,), service="checkout",
-                    created_at=T0.replace(year=2027))
+    newer = replace(
+        policy(0), id="newer", severities=(Severity.P1,), service="checkout", created_at=T0.replace(year=2027)
+    )
     chosen = select_policy([newer, broad, narrow], Severity.P1, "checkout", None, None)
     assert chosen is not None and chosen.id == "narrow"
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 def _client(service: str, region: str, endpoint_url: str | None) -> Any:
     import boto3  # deferred: the api function may answer a request without touching SQS/SNS
 
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url)
+    session: Any = boto3.session.Session()  # one session per client: sessions are not thread-safe
+    return session.client(service, region_name=region, endpoint_url=endpoint_url)
 
 
 def sqs_client(region: str, endpoint_url: str | None) -> SQSClient:

@@ -41,8 +41,11 @@ def health() -> dict[str, str]:
 
 @app.get("/openapi.json", tags=["meta"], summary="This API's OpenAPI document")
 def openapi_document() -> Response[str]:
-    return Response(status_code=200, content_type="application/json",
-                    body=app.get_openapi_json_schema(title=TITLE, version=VERSION))
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=app.get_openapi_json_schema(title=TITLE, version=VERSION),
+    )
 
 
 @app.exception_handler(RequestValidationError)
@@ -58,8 +61,15 @@ def _validation_error(exc: RequestValidationError) -> Response[dict[str, Any]]:
             where, message = "body", "request body is not valid JSON"
         fields.append({"field": where, "message": message})
     first = fields[0] if fields else {"field": "body", "message": "invalid request"}
-    return _json(422, {"error": "validation_error", "message": f"{first['field']}: {first['message']}",
-                       "field": first["field"], "fields": fields})
+    return _json(
+        422,
+        {
+            "error": "validation_error",
+            "message": f"{first['field']}: {first['message']}",
+            "field": first["field"],
+            "fields": fields,
+        },
+    )
 
 
 @app.exception_handler(InvalidInput)
@@ -84,8 +94,13 @@ def _conflict(exc: Conflict) -> Response[dict[str, Any]]:
 
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
-    return _json(404, {"error": "not_found", "message": f"no route for {app.current_event.http_method} "
-                       f"{app.current_event.path}"})
+    return _json(
+        404,
+        {
+            "error": "not_found",
+            "message": f"no route for {app.current_event.http_method} {app.current_event.path}",
+        },
+    )
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:

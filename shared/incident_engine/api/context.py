@@ -11,7 +11,7 @@ def actor(app: ApiGatewayResolver, given: str | None) -> str:
     """The body's ``by`` when given, else the principal the authorizer vouched for."""
     if given:
         return given
-    authorizer = app.current_event.get("requestContext", {}).get("authorizer") or {}
+    authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
     return str(authorizer.get("principalId") or "api")
 
 
@@ -19,7 +19,7 @@ def base_url(app: ApiGatewayResolver) -> str | None:
     configured = services().settings.public_api_url
     if configured:
         return configured
-    ctx = app.current_event.get("requestContext", {})
+    ctx = app.current_event.raw_event.get("requestContext") or {}
     domain, stage = ctx.get("domainName"), ctx.get("stage")
     if not domain:
         return None

@@ -44,16 +44,29 @@ def _id(incident_id: str) -> str:
     return unquote(incident_id)  # API Gateway hands path parameters over URL-encoded
 
 
-@router.post("/incidents", tags=["incidents"], summary="Open an incident (or join the active one with its dedup_key)",
-             responses={200: {"description": "dedup_key matched an active incident"}})
+@router.post(
+    "/incidents",
+    tags=["incidents"],
+    summary="Open an incident (or join the active one with its dedup_key)",
+    responses={200: {"description": "dedup_key matched an active incident"}},
+)
 def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
     new = NewIncident(
-        title=body.title, severity=body.severity, description=body.description, service=body.service,
-        team=body.team, source=body.source, labels=dict(body.labels), dedup_key=body.dedup_key,
+        title=body.title,
+        severity=body.severity,
+        description=body.description,
+        service=body.service,
+        team=body.team,
+        source=body.source,
+        labels=dict(body.labels),
+        dedup_key=body.dedup_key,
     )
     result = _service().create_incident(new, body.policy_id, actor(router, None))  # type: ignore[arg-type]
-    return Response(status_code=201 if result.created else 200, content_type="application/json",
-                    body=IncidentOut.of(result.incident))
+    return Response(
+        status_code=201 if result.created else 200,
+        content_type="application/json",
+        body=IncidentOut.of(result.incident),
+    )
 
 
 @router.get("/incidents", tags=["incidents"], summary="List incidents, newest first")
@@ -66,8 +79,10 @@ def list_incidents(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> IncidentPage:
     flt = IncidentFilter(
-        status=status.value if status else None, severity=severity.value if severity else None,
-        service=service, team=team,
+        status=status.value if status else None,
+        severity=severity.value if severity else None,
+        service=service,
+        team=team,
     )
     page = _service().list_incidents(flt, limit, cursor)
     return IncidentPage(items=[IncidentOut.of(i) for i in page.items], next_cursor=page.next_cursor)
@@ -96,7 +111,9 @@ def snooze_incident(incident_id: str, body: SnoozeIn) -> IncidentOut:
     return IncidentOut.of(_service().snooze_incident(_id(incident_id), body.minutes, by))
 
 
-@router.post("/incidents/<incident_id>/resolve", tags=["lifecycle"], summary="Resolve and notify everyone paged")
+@router.post(
+    "/incidents/<incident_id>/resolve", tags=["lifecycle"], summary="Resolve and notify everyone paged"
+)
 def resolve_incident(incident_id: str, body: Annotated[ResolveIn | None, Body()] = None) -> IncidentOut:
     body = body or ResolveIn()
     by = actor(router, body.by)  # type: ignore[arg-type]
@@ -117,12 +134,16 @@ def add_note(incident_id: str, body: NoteIn) -> Response[NoteOut]:
     return Response(status_code=201, content_type="application/json", body=NoteOut(**out.model_dump()))
 
 
-@router.get("/incidents/<incident_id>/timeline", tags=["timeline"], summary="Everything that happened, in order")
+@router.get(
+    "/incidents/<incident_id>/timeline", tags=["timeline"], summary="Everything that happened, in order"
+)
 def get_timeline(incident_id: str) -> TimelineOut:
     return TimelineOut(items=[TimelineEventOut.of(e) for e in _service().timeline(_id(incident_id))])
 
 
-@router.get("/incidents/<incident_id>/escalations", tags=["timeline"], summary="Escalation steps and their state")
+@router.get(
+    "/incidents/<incident_id>/escalations", tags=["timeline"], summary="Escalation steps and their state"
+)
 def get_escalations(incident_id: str) -> EscalationsOut:
     return EscalationsOut(items=[EscalationRecordOut.of(r) for r in _service().escalations(_id(incident_id))])
 

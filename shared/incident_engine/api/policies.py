@@ -23,8 +23,9 @@ def _service() -> PolicyService:
 def create_policy(body: PolicyIn) -> Response[PolicyOut]:
     svc = _service()
     policy = svc.create_policy(body.to_domain(), body.is_default)
-    return Response(status_code=201, content_type="application/json",
-                    body=PolicyOut.of(policy, svc.default_policy_id()))
+    return Response(
+        status_code=201, content_type="application/json", body=PolicyOut.of(policy, svc.default_policy_id())
+    )
 
 
 @router.get("/policies", tags=["policies"], summary="List escalation policies")
@@ -40,8 +41,11 @@ def get_policy(policy_id: str) -> PolicyOut:
     return PolicyOut.of(svc.get_policy(unquote(policy_id)), svc.default_policy_id())
 
 
-@router.put("/policies/<policy_id>", tags=["policies"],
-            summary="Replace a policy (incidents already escalating keep their snapshot)")
+@router.put(
+    "/policies/<policy_id>",
+    tags=["policies"],
+    summary="Replace a policy (incidents already escalating keep their snapshot)",
+)
 def replace_policy(policy_id: str, body: PolicyIn) -> PolicyOut:
     svc = _service()
     policy = svc.replace_policy(unquote(policy_id), body.to_domain(), body.is_default)

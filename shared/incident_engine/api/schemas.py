@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
+from incident_engine.domain.engine import sla_deadlines
 from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Level, Policy, Repeat, Target
 from incident_engine.domain.severity import Severity
-from incident_engine.domain.engine import sla_deadlines
 from incident_engine.domain.timefmt import to_iso
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -80,8 +80,11 @@ TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")
 
 
 class LevelIn(_In):
-    delay_minutes: float = Field(ge=0, le=10_080, description="Wait after the previous level fired (level 0: "
-                                 "after the trigger). Fractions allowed.")
+    delay_minutes: float = Field(
+        ge=0,
+        le=10_080,
+        description="Wait after the previous level fired (level 0: after the trigger). Fractions allowed.",
+    )
     targets: Annotated[list[TargetIn], Field(min_length=1, max_length=MAX_TARGETS_PER_LEVEL)]
 
 
@@ -107,7 +110,9 @@ class PolicyIn(_In):
                 Level(
                     lv.delay_minutes,
                     tuple(
-                        Target("user", t.email.lower()) if isinstance(t, UserTargetIn) else Target("webhook", str(t.url))
+                        Target("user", t.email.lower())
+                        if isinstance(t, UserTargetIn)
+                        else Target("webhook", str(t.url))
                         for t in lv.targets
                     ),
                 )
@@ -174,20 +179,41 @@ class IncidentOut(BaseModel):
         cur = i.escalation
         sla = sla_deadlines(i)
         return IncidentOut(
-            id=i.id, title=i.title, description=i.description, severity=i.severity, status=i.status.value,
-            service=i.service, team=i.team, source=i.source, labels=i.labels, dedup_key=i.dedup_key,
-            created_at=to_iso(i.created_at), updated_at=to_iso(i.updated_at),
-            acknowledged_at=_t(i.acknowledged_at), acknowledged_by=i.acknowledged_by,
-            resolved_at=_t(i.resolved_at), resolved_by=i.resolved_by, resolution_note=i.resolution_note,
-            cancelled_at=_t(i.cancelled_at), cancel_reason=i.cancel_reason, snoozed_until=_t(i.snoozed_until),
+            id=i.id,
+            title=i.title,
+            description=i.description,
+            severity=i.severity,
+            status=i.status.value,
+            service=i.service,
+            team=i.team,
+            source=i.source,
+            labels=i.labels,
+            dedup_key=i.dedup_key,
+            created_at=to_iso(i.created_at),
+            updated_at=to_iso(i.updated_at),
+            acknowledged_at=_t(i.acknowledged_at),
+            acknowledged_by=i.acknowledged_by,
+            resolved_at=_t(i.resolved_at),
+            resolved_by=i.resolved_by,
+            resolution_note=i.resolution_note,
+            cancelled_at=_t(i.cancelled_at),
+            cancel_reason=i.cancel_reason,
+            snoozed_until=_t(i.snoozed_until),
             escalation=EscalationOut(
-                policy_id=cur.policy_id, policy_name=str(cur.policy.get("name", "")), level=cur.level,
-                loop=cur.loop, next_level=cur.next_level,
+                policy_id=cur.policy_id,
+                policy_name=str(cur.policy.get("name", "")),
+                level=cur.level,
+                loop=cur.loop,
+                next_level=cur.next_level,
                 next_at=_t(i.due_at) if cur.next_level is not None else None,
-            ) if cur else None,
+            )
+            if cur
+            else None,
             sla=SlaOut(
-                response_minutes=sla["response_minutes"], resolution_minutes=sla["resolution_minutes"],
-                ack_due_at=_t(sla["ack_due_at"]), resolve_due_at=_t(sla["resolve_due_at"]),
+                response_minutes=sla["response_minutes"],
+                resolution_minutes=sla["resolution_minutes"],
+                ack_due_at=_t(sla["ack_due_at"]),
+                resolve_due_at=_t(sla["resolve_due_at"]),
             ),
             allowed_actions=allowed_actions(i.status),
             version=i.version,
@@ -227,9 +253,13 @@ class EscalationRecordOut(BaseModel):
     @staticmethod
     def of(r: EscalationRecord) -> EscalationRecordOut:
         return EscalationRecordOut(
-            level=r.level, loop=r.loop, status=r.status,  # type: ignore[arg-type]
-            scheduled_at=to_iso(r.scheduled_at), executed_at=_t(r.executed_at),
-            cancelled_at=_t(r.cancelled_at), targets=[dict(t) for t in r.targets],
+            level=r.level,
+            loop=r.loop,
+            status=r.status,  # type: ignore[arg-type]
+            scheduled_at=to_iso(r.scheduled_at),
+            executed_at=_t(r.executed_at),
+            cancelled_at=_t(r.cancelled_at),
+            targets=[dict(t) for t in r.targets],
         )
 
 
@@ -252,8 +282,16 @@ class NotificationOut(BaseModel):
     @staticmethod
     def of(n: Notification) -> NotificationOut:
         return NotificationOut(
-            kind=n.kind, level=n.level, loop=n.loop, recipient=n.recipient, channel=n.channel, status=n.status,
-            dedup_id=n.dedup_id, subject=n.subject, created_at=to_iso(n.created_at), sent_at=_t(n.sent_at),
+            kind=n.kind,
+            level=n.level,
+            loop=n.loop,
+            recipient=n.recipient,
+            channel=n.channel,
+            status=n.status,
+            dedup_id=n.dedup_id,
+            subject=n.subject,
+            created_at=to_iso(n.created_at),
+            sent_at=_t(n.sent_at),
         )
 
 
@@ -279,9 +317,18 @@ class PolicyOut(BaseModel):
     def of(p: Policy, default_id: str | None) -> PolicyOut:
         snap = p.snapshot()
         return PolicyOut(
-            id=p.id, name=p.name, levels=snap["levels"], repeat=snap["repeat"], severities=list(p.severities),
-            service=p.service, team=p.team, is_default=p.id == default_id and p.enabled, enabled=p.enabled,
-            created_at=_t(p.created_at), updated_at=_t(p.updated_at), version=p.version,
+            id=p.id,
+            name=p.name,
+            levels=snap["levels"],
+            repeat=snap["repeat"],
+            severities=list(p.severities),
+            service=p.service,
+            team=p.team,
+            is_default=p.id == default_id and p.enabled,
+            enabled=p.enabled,
+            created_at=_t(p.created_at),
+            updated_at=_t(p.updated_at),
+            version=p.version,
         )
 
 

@@ -48,7 +48,9 @@ class NewIncident:
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
     sla = DEFAULT_SLAS[incident.severity]
     ack_due = incident.created_at + timedelta(minutes=sla.response_minutes) if sla.response_minutes else None
-    res_due = incident.created_at + timedelta(minutes=sla.resolution_minutes) if sla.resolution_minutes else None
+    res_due = (
+        incident.created_at + timedelta(minutes=sla.resolution_minutes) if sla.resolution_minutes else None
+    )
     return {
         "response_minutes": sla.response_minutes,
         "resolution_minutes": sla.resolution_minutes,
@@ -60,8 +62,14 @@ def sla_deadlines(incident: Incident) -> dict[str, Any]:
 class _Builder:
     """Accumulates one change; the incident is replaced, never mutated."""
 
-    def __init__(self, incident: Incident, expected_version: int | None, now: datetime, actor: str,
-                 base_url: str | None) -> None:
+    def __init__(
+        self,
+        incident: Incident,
+        expected_version: int | None,
+        now: datetime,
+        actor: str,
+        base_url: str | None,
+    ) -> None:
         self.incident = incident
         self.change = Change(incident=incident, expected_version=expected_version)
         self.now = now
@@ -72,9 +80,7 @@ class _Builder:
         self.incident = replace(self.incident, **fields)
 
     def event(self, type_: str, actor: str | None = None, **data: Any) -> None:
-        self.change.events.append(
-            TimelineEvent(self.incident.id, self.now, type_, actor or self.actor, data)
-        )
+        self.change.events.append(TimelineEvent(self.incident.id, self.now, type_, actor or self.actor, data))
 
     def put_record(self, record: EscalationRecord) -> None:
         # One transaction may not touch an item twice: a record armed and fired in the
@@ -138,12 +144,21 @@ class _Builder:
     def start(self, snapshot: dict[str, Any], immediately: bool) -> None:
         previous = self.incident.escalation
         cursor = EscalationCursor(
-            policy=snapshot, level=None, loop=0, next_level=None,
+            policy=snapshot,
+            level=None,
+            loop=0,
+            next_level=None,
             record_seq=previous.record_seq if previous else 0,
         )
         self.set(escalation=cursor, status=Status.ESCALATING)
-        self.event("escalation_started", SYSTEM, policy_id=snapshot["id"], policy_name=snapshot["name"],
-                   policy_version=snapshot.get("version"), to="escalating")
+        self.event(
+            "escalation_started",
+            SYSTEM,
+            policy_id=snapshot["id"],
+            policy_name=snapshot["name"],
+            policy_version=snapshot.get("version"),
+            to="escalating",
+        )
         first = self.policy().levels[0]
         due = self.now if immediately else self.now + first.delay
         self.arm(0, 0, due)
@@ -163,9 +178,18 @@ class _Builder:
         subject, message = render_page(self.incident, level, loop, len(policy.levels), self.base_url)
         for target in targets:
             self.change.outbox.append(
-                _notification(self.incident, "page", target.channel, target.address,
-                              f"{self.incident.id}/{fired_token}/{target.address}",
-                              subject, message, self.now, level, loop)
+                _notification(
+                    self.incident,
+                    "page",
+                    target.channel,
+                    target.address,
+                    f"{self.incident.id}/{fired_token}/{target.address}",
+                    subject,
+                    message,
+                    self.now,
+                    level,
+                    loop,
+                )
             )
         paged = list(self.incident.paged)
         for target in targets:
@@ -175,8 +199,14 @@ class _Builder:
             escalation=replace(cur, level=level, loop=loop, next_level=None, pending_seq=None),
             paged=tuple(paged),
         )
-        self.event("level_fired", SYSTEM, level=level, loop=loop,
-                   recipients=[t.address for t in targets], fencing_token=fired_token)
+        self.event(
+            "level_fired",
+            SYSTEM,
+            level=level,
+            loop=loop,
+            recipients=[t.address for t in targets],
+            fencing_token=fired_token,
+        )
         following = _plan_next(policy, level, loop)
         if following is None:
             self.set(token=new_token(), due_at=None)
@@ -191,8 +221,18 @@ class _Builder:
         level = self.incident.escalation.level if self.incident.escalation else None
         for channel, recipient in self.incident.paged:
             self.change.outbox.append(
-                _notification(self.incident, kind, channel, recipient,
-                              f"{self.incident.id}/{kind}/{recipient}", subject, message, self.now, level, None)
+                _notification(
+                    self.incident,
+                    kind,
+                    channel,
+                    recipient,
+                    f"{self.incident.id}/{kind}/{recipient}",
+                    subject,
+                    message,
+                    self.now,
+                    level,
+                    None,
+                )
             )
 
 
@@ -224,9 +264,18 @@ def _following(policy: Policy, level: int | None, loop: int) -> tuple[int, int]:
     return 0, loop + 1
 
 
-def _notification(incident: Incident, kind: str, channel: str, recipient: str, dedup_id: str,
-                  subject: str, message: str, now: datetime, level: int | None,
-                  loop: int | None) -> Notification:
+def _notification(
+    incident: Incident,
+    kind: str,
+    channel: str,
+    recipient: str,
+    dedup_id: str,
+    subject: str,
+    message: str,
+    now: datetime,
+    level: int | None,
+    loop: int | None,
+) -> Notification:
     attributes = {
         "incident_id": incident.id,
         "severity": incident.severity.value,
@@ -236,24 +285,42 @@ def _notification(incident: Incident, kind: str, channel: str, recipient: str, d
         "dedup_id": dedup_id,
         "kind": kind,
     }
-    return Notification(incident.id, dedup_id, kind, recipient, channel, subject, message, attributes,
-                        now, level, loop)
+    return Notification(
+        incident.id, dedup_id, kind, recipient, channel, subject, message, attributes, now, level, loop
+    )
 
 
 # --- public operations ----------------------------------------------------------------------
 
 
-def open_incident(incident_id: str, new: NewIncident, policy: Policy | None, now: datetime, actor: str,
-                  base_url: str | None) -> Change:
+def open_incident(
+    incident_id: str, new: NewIncident, policy: Policy | None, now: datetime, actor: str, base_url: str | None
+) -> Change:
     incident = Incident(
-        id=incident_id, title=new.title, severity=new.severity, status=Status.OPEN,
-        created_at=now, updated_at=now, description=new.description, service=new.service,
-        team=new.team, source=new.source, labels=dict(new.labels), dedup_key=new.dedup_key,
-        token=new_token(), version=0,
+        id=incident_id,
+        title=new.title,
+        severity=new.severity,
+        status=Status.OPEN,
+        created_at=now,
+        updated_at=now,
+        description=new.description,
+        service=new.service,
+        team=new.team,
+        source=new.source,
+        labels=dict(new.labels),
+        dedup_key=new.dedup_key,
+        token=new_token(),
+        version=0,
     )
     b = _Builder(incident, None, now, actor, base_url)
-    b.event("created", to="open", severity=new.severity.value, title=new.title,
-            source=new.source, dedup_key=new.dedup_key)
+    b.event(
+        "created",
+        to="open",
+        severity=new.severity.value,
+        title=new.title,
+        source=new.source,
+        dedup_key=new.dedup_key,
+    )
     if policy is not None:
         b.start(policy.snapshot(), immediately=False)
     b.change.claim_dedup_key = new.dedup_key is not None
@@ -265,7 +332,11 @@ def on_timer(incident: Incident, token: str, now: datetime, base_url: str | None
     if incident.token != token or incident.due_at is None or incident.status in TERMINAL:
         return None
     b = _Builder(incident, incident.version, now, SYSTEM, base_url)
-    if incident.status is Status.ESCALATING and incident.escalation and incident.escalation.next_level is not None:
+    if (
+        incident.status is Status.ESCALATING
+        and incident.escalation
+        and incident.escalation.next_level is not None
+    ):
         b.fire()
         return b.done()
     if incident.status is Status.SNOOZED:
@@ -298,12 +369,19 @@ def snooze(incident: Incident, minutes: int, by: str, now: datetime) -> Change:
     token = new_token()
     b.set(status=Status.SNOOZED, snoozed_until=until, token=token, due_at=until)
     b.change.timer = TimerMessage(incident.id, token, until)
-    b.event("snoozed", **{"from": incident.status.value, "to": "snoozed", "minutes": minutes,
-                          "until": until})
+    data: dict[str, Any] = {
+        "from": incident.status.value,
+        "to": "snoozed",
+        "minutes": minutes,
+        "until": until,
+    }
+    b.event("snoozed", **data)
     return b.done()
 
 
-def escalate(incident: Incident, by: str, now: datetime, policy: Policy | None, base_url: str | None) -> Change:
+def escalate(
+    incident: Incident, by: str, now: datetime, policy: Policy | None, base_url: str | None
+) -> Change:
     """Fire the next level now. ``policy`` is used only when the incident has none yet."""
     ensure_allowed(incident.status, Action.ESCALATE)
     b = _Builder(incident, incident.version, now, by, base_url)
@@ -311,8 +389,10 @@ def escalate(incident: Incident, by: str, now: datetime, policy: Policy | None, 
     cur = incident.escalation
     if cur is None:
         if policy is None:
-            raise Conflict("no escalation policy applies to this incident; create a default policy first",
-                           status=incident.status.value)
+            raise Conflict(
+                "no escalation policy applies to this incident; create a default policy first",
+                status=incident.status.value,
+            )
         b.stop()
         b.start(policy.snapshot(), immediately=True)
         return b.done()

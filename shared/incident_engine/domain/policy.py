@@ -22,10 +22,14 @@ class Target:
         return "email" if self.type == "user" else "webhook"
 
     def to_dict(self) -> dict[str, str]:
-        return {"type": "user", "email": self.address} if self.type == "user" else {
-            "type": "webhook",
-            "url": self.address,
-        }
+        return (
+            {"type": "user", "email": self.address}
+            if self.type == "user"
+            else {
+                "type": "webhook",
+                "url": self.address,
+            }
+        )
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Target:
@@ -131,7 +135,11 @@ def select_policy(
         epoch = datetime.min.replace(tzinfo=None)
         return sorted(
             candidates,
-            key=lambda p: (-p.specificity(), (p.created_at.replace(tzinfo=None) if p.created_at else epoch), p.id),
+            key=lambda p: (
+                -p.specificity(),
+                (p.created_at.replace(tzinfo=None) if p.created_at else epoch),
+                p.id,
+            ),
         )[0]
     for p in enabled:
         if p.id == default_policy_id:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 def to_iso(at: datetime) -> str:
     """Millisecond precision: what the API shows."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.astimezone(UTC).microsecond // 1000:03d}Z"
+    return (
+        at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.astimezone(UTC).microsecond // 1000:03d}Z"
+    )
 
 
 def to_key(at: datetime) -> str:

@@ -71,8 +71,10 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "cursor is not one this API returned") from exc
     expected = {"pk", "sk", "list_pk", "created_key"}
-    if not isinstance(key, dict) or set(key) != expected or not all(
-        isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values()
+    if (
+        not isinstance(key, dict)
+        or set(key) != expected
+        or not all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values())
     ):
         raise InvalidInput("cursor", "cursor is not one this API returned")
     return key
@@ -109,12 +111,20 @@ class IncidentRepository:
                 tx.save(item, condition=condition)  # index 0: the version check
                 if change.claim_dedup_key and incident.dedup_key:
                     tx.save(  # index 1: the dedup claim
-                        DedupItem(f"DEDUP#{incident.dedup_key}", "DEDUP", incident_id=incident.id,
-                                  active=True, claimed_at=to_key(incident.updated_at)),
+                        DedupItem(
+                            f"DEDUP#{incident.dedup_key}",
+                            "DEDUP",
+                            incident_id=incident.id,
+                            active=True,
+                            claimed_at=to_key(incident.updated_at),
+                        ),
                         condition=DedupItem.pk.does_not_exist() | (DedupItem.active == False),  # noqa: E712
                     )
                 for n, event in enumerate(change.events):
-                    tx.save(self._event_item(event, incident.version, n), condition=TimelineItem.pk.does_not_exist())
+                    tx.save(
+                        self._event_item(event, incident.version, n),
+                        condition=TimelineItem.pk.does_not_exist(),
+                    )
                 for record in change.records:
                     tx.save(self._record_item(record))
                 for notification in change.outbox:
@@ -140,7 +150,7 @@ class IncidentRepository:
             return None
         return item.incident_id if item.active else None
 
-    def list(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
+    def list_page(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
         condition: Condition | None = None
         for attr, value in (
             (IncidentItem.status, flt.status),
@@ -178,9 +188,14 @@ class IncidentRepository:
     def escalations(self, incident_id: str) -> list[EscalationRecord]:
         return [
             EscalationRecord(
-                incident_id=i.incident_id, seq=int(i.seq), level=int(i.level), loop=int(i.loop),
-                status=i.status, scheduled_at=parse_iso(i.scheduled_at),
-                targets=tuple(i.targets), executed_at=_opt_time(i.executed_at),
+                incident_id=i.incident_id,
+                seq=int(i.seq),
+                level=int(i.level),
+                loop=int(i.loop),
+                status=i.status,
+                scheduled_at=parse_iso(i.scheduled_at),
+                targets=tuple(i.targets),
+                executed_at=_opt_time(i.executed_at),
                 cancelled_at=_opt_time(i.cancelled_at),
             )
             for i in EscalationRecordItem.query(
@@ -189,7 +204,9 @@ class IncidentRepository:
         ]
 
     def notifications(self, incident_id: str) -> list[Notification]:
-        items = OutboxItem.query(incident_pk(incident_id), OutboxItem.sk.startswith("OUT#"), consistent_read=True)
+        items = OutboxItem.query(
+            incident_pk(incident_id), OutboxItem.sk.startswith("OUT#"), consistent_read=True
+        )
         return sorted((self._to_notification(i) for i in items), key=lambda n: (n.created_at, n.dedup_id))
 
     def mark_sent(self, notification: Notification, at: datetime) -> bool:
@@ -251,9 +268,13 @@ class IncidentRepository:
             lifecycle={k: v for k, v in lifecycle.items() if v is not None} or None,
             escalation=(
                 {
-                    "policy": cursor.policy, "level": cursor.level, "loop": cursor.loop,
-                    "next_level": cursor.next_level, "next_loop": cursor.next_loop,
-                    "record_seq": cursor.record_seq, "pending_seq": cursor.pending_seq,
+                    "policy": cursor.policy,
+                    "level": cursor.level,
+                    "loop": cursor.loop,
+                    "next_level": cursor.next_level,
+                    "next_loop": cursor.next_loop,
+                    "record_seq": cursor.record_seq,
+                    "pending_seq": cursor.pending_seq,
                 }
                 if cursor
                 else None
@@ -272,6 +293,8 @@ class IncidentRepository:
     @staticmethod
     def _to_incident(item: IncidentItem) -> Incident:
         life: dict[str, Any] = item.lifecycle or {}
+        times: dict[str, Any] = {k: _opt_time(life.get(k)) for k in _LIFECYCLE_TIMES}
+        texts: dict[str, Any] = {k: life.get(k) for k in _LIFECYCLE_TEXT}
         esc = item.escalation
         return Incident(
             id=item.incident_id,
@@ -291,8 +314,8 @@ class IncidentRepository:
             due_at=_opt_time(item.due_at),
             paged=tuple((p[0], p[1]) for p in (item.paged or [])),
             version=int(item.version),
-            **{k: _opt_time(life.get(k)) for k in _LIFECYCLE_TIMES},
-            **{k: life.get(k) for k in _LIFECYCLE_TEXT},
+            **times,
+            **texts,
         )
 
     @staticmethod
@@ -301,26 +324,49 @@ class IncidentRepository:
         # order of changes made in the same instant; the random tail keeps keys unique.
         sk = f"EV#{to_key(event.at)}#{version:09d}#{n:03d}#{secrets.token_hex(3)}"
         return TimelineItem(
-            incident_pk(event.incident_id), sk, incident_id=event.incident_id, at=to_key(event.at),
-            type=event.type, actor=event.actor, data=_jsonable(event.data) or None,
+            incident_pk(event.incident_id),
+            sk,
+            incident_id=event.incident_id,
+            at=to_key(event.at),
+            type=event.type,
+            actor=event.actor,
+            data=_jsonable(event.data) or None,
         )
 
     @staticmethod
     def _record_item(record: EscalationRecord) -> EscalationRecordItem:
         return EscalationRecordItem(
-            incident_pk(record.incident_id), f"ESC#{record.seq:06d}", incident_id=record.incident_id,
-            seq=record.seq, level=record.level, loop=record.loop, status=record.status,
-            scheduled_at=to_key(record.scheduled_at), executed_at=_opt_key(record.executed_at),
-            cancelled_at=_opt_key(record.cancelled_at), targets=[dict(t) for t in record.targets],
+            incident_pk(record.incident_id),
+            f"ESC#{record.seq:06d}",
+            incident_id=record.incident_id,
+            seq=record.seq,
+            level=record.level,
+            loop=record.loop,
+            status=record.status,
+            scheduled_at=to_key(record.scheduled_at),
+            executed_at=_opt_key(record.executed_at),
+            cancelled_at=_opt_key(record.cancelled_at),
+            targets=[dict(t) for t in record.targets],
         )
 
     @staticmethod
     def _outbox_item(n: Notification) -> OutboxItem:
         return OutboxItem(
-            incident_pk(n.incident_id), f"OUT#{n.dedup_id}", incident_id=n.incident_id,
-            dedup_id=n.dedup_id, kind=n.kind, recipient=n.recipient, channel=n.channel,
-            subject=n.subject, message=n.message, attributes=n.attributes, level=n.level, loop=n.loop,
-            status=n.status, created_at=to_key(n.created_at), sent_at=_opt_key(n.sent_at),
+            incident_pk(n.incident_id),
+            f"OUT#{n.dedup_id}",
+            incident_id=n.incident_id,
+            dedup_id=n.dedup_id,
+            kind=n.kind,
+            recipient=n.recipient,
+            channel=n.channel,
+            subject=n.subject,
+            message=n.message,
+            attributes=n.attributes,
+            level=n.level,
+            loop=n.loop,
+            status=n.status,
+            created_at=to_key(n.created_at),
+            sent_at=_opt_key(n.sent_at),
             # Sparse: only rows still pending are in the PendingIndex.
             pending_pk=PENDING_PARTITION if n.status == "pending" else None,
             pending_key=f"{to_key(n.created_at)}#{n.dedup_id}" if n.status == "pending" else None,
@@ -329,10 +375,19 @@ class IncidentRepository:
     @staticmethod
     def _to_notification(i: OutboxItem) -> Notification:
         return Notification(
-            incident_id=i.incident_id, dedup_id=i.dedup_id, kind=i.kind, recipient=i.recipient,
-            channel=i.channel, subject=i.subject, message=i.message, attributes=dict(i.attributes),
-            created_at=parse_iso(i.created_at), level=None if i.level is None else int(i.level),
-            loop=None if i.loop is None else int(i.loop), status=i.status, sent_at=_opt_time(i.sent_at),
+            incident_id=i.incident_id,
+            dedup_id=i.dedup_id,
+            kind=i.kind,
+            recipient=i.recipient,
+            channel=i.channel,
+            subject=i.subject,
+            message=i.message,
+            attributes=dict(i.attributes),
+            created_at=parse_iso(i.created_at),
+            level=None if i.level is None else int(i.level),
+            loop=None if i.loop is None else int(i.loop),
+            status=i.status,
+            sent_at=_opt_time(i.sent_at),
         )
 
 

@@ -167,7 +167,13 @@ class DefaultPolicyItem(_ConfigTable):
 
 
 INCIDENT_MODELS: tuple[type[Model], ...] = (
-    _IncidentsTable, IncidentItem, TimelineItem, EscalationRecordItem, OutboxItem, CounterItem, DedupItem,
+    _IncidentsTable,
+    IncidentItem,
+    TimelineItem,
+    EscalationRecordItem,
+    OutboxItem,
+    CounterItem,
+    DedupItem,
 )
 CONFIG_MODELS: tuple[type[Model], ...] = (_ConfigTable, PolicyItem, DefaultPolicyItem)
 
@@ -177,9 +183,11 @@ def bind_tables(incidents_table: str, config_table: str, region: str, host: str 
     for models, name in ((INCIDENT_MODELS, incidents_table), (CONFIG_MODELS, config_table)):
         for model in models:
             meta: Any = model.Meta
-            if meta.table_name != name or getattr(meta, "region", None) != region or getattr(
-                meta, "host", None
-            ) != host:
+            if (
+                meta.table_name != name
+                or getattr(meta, "region", None) != region
+                or getattr(meta, "host", None) != host
+            ):
                 meta.table_name = name
                 meta.region = region
                 meta.host = host

@@ -36,7 +36,7 @@ class PolicyRepository:
         except DoesNotExist:
             return None
 
-    def list(self, include_disabled: bool) -> list[Policy]:
+    def list_all(self, include_disabled: bool) -> list[Policy]:
         policies = [self._to_policy(i) for i in PolicyItem.query(POLICY, consistent_read=True)]
         return policies if include_disabled else [p for p in policies if p.enabled]
 
@@ -46,19 +46,27 @@ class PolicyRepository:
         except DoesNotExist:
             return None
 
-    def _write(self, policy: Policy, condition: Any, make_default: bool | None, policy_was_default: bool) -> None:
+    def _write(
+        self, policy: Policy, condition: Any, make_default: bool | None, policy_was_default: bool
+    ) -> None:
         assert policy.updated_at is not None and policy.created_at is not None
         try:
             with TransactWrite(connection=self._connection) as tx:
                 tx.save(self._to_item(policy), condition=condition)
                 # The pointer moves in the same transaction, so there is never more than one default.
                 if make_default and policy.enabled:
-                    tx.save(DefaultPolicyItem(DEFAULT, DEFAULT, policy_id=policy.id,
-                                              updated_at=to_key(policy.updated_at)))
+                    tx.save(
+                        DefaultPolicyItem(
+                            DEFAULT, DEFAULT, policy_id=policy.id, updated_at=to_key(policy.updated_at)
+                        )
+                    )
                 elif policy_was_default and (make_default is False or not policy.enabled):
-                    tx.save(DefaultPolicyItem(DEFAULT, DEFAULT, policy_id=None,
-                                              updated_at=to_key(policy.updated_at)),
-                            condition=DefaultPolicyItem.policy_id == policy.id)
+                    tx.save(
+                        DefaultPolicyItem(
+                            DEFAULT, DEFAULT, policy_id=None, updated_at=to_key(policy.updated_at)
+                        ),
+                        condition=DefaultPolicyItem.policy_id == policy.id,
+                    )
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in exc.cancellation_reasons]
             if "ConditionalCheckFailed" in reasons:
@@ -70,10 +78,20 @@ class PolicyRepository:
         assert p.created_at is not None and p.updated_at is not None
         body = p.snapshot()
         body.update(
-            severities=[s.value for s in p.severities], service=p.service, team=p.team,
+            severities=[s.value for s in p.severities],
+            service=p.service,
+            team=p.team,
         )
-        return PolicyItem(POLICY, p.id, name=p.name, body=body, enabled=p.enabled,
-                          created_at=to_key(p.created_at), updated_at=to_key(p.updated_at), version=p.version)
+        return PolicyItem(
+            POLICY,
+            p.id,
+            name=p.name,
+            body=body,
+            enabled=p.enabled,
+            created_at=to_key(p.created_at),
+            updated_at=to_key(p.updated_at),
+            version=p.version,
+        )
 
     @staticmethod
     def _to_policy(i: PolicyItem) -> Policy:

@@ -15,8 +15,9 @@ from incident_engine.usecases.ports import Clock, IncidentStore, NotificationPub
 
 
 class Dispatcher:
-    def __init__(self, store: IncidentStore, timers: TimerQueue, publisher: NotificationPublisher,
-                 clock: Clock) -> None:
+    def __init__(
+        self, store: IncidentStore, timers: TimerQueue, publisher: NotificationPublisher, clock: Clock
+    ) -> None:
         self._store = store
         self._timers = timers
         self._publisher = publisher
@@ -32,7 +33,9 @@ class Dispatcher:
         try:
             self._publisher.publish(notification)
         except Exception:
-            logger.exception("publish failed; the reconciler will retry", extra={"dedup_id": notification.dedup_id})
+            logger.exception(
+                "publish failed; the reconciler will retry", extra={"dedup_id": notification.dedup_id}
+            )
             count("PublishFailed")
             return False
         count("NotificationsPublished")
@@ -48,7 +51,9 @@ class Dispatcher:
         try:
             self._timers.send(timer, delay_for(timer, self._clock))
         except Exception:
-            logger.exception("timer send failed; the reconciler will re-arm", extra={"incident_id": timer.incident_id})
+            logger.exception(
+                "timer send failed; the reconciler will re-arm", extra={"incident_id": timer.incident_id}
+            )
             count("TimerSendFailed")
             return False
         return True

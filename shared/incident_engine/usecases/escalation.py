@@ -32,8 +32,15 @@ class ReconcileReport:
 
 
 class EscalationTimerService:
-    def __init__(self, store: IncidentStore, dispatcher: Dispatcher, clock: Clock, base_url: str | None,
-                 grace_seconds: float = 20.0, batch: int = 500) -> None:
+    def __init__(
+        self,
+        store: IncidentStore,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        base_url: str | None,
+        grace_seconds: float = 20.0,
+        batch: int = 500,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._clock = clock
@@ -70,8 +77,10 @@ class EscalationTimerService:
         cutoff = self._clock.now() - self._grace
         rearmed = 0
         for incident in self._store.overdue(cutoff, self._batch):
-            if incident.token and incident.due_at and self._dispatcher.arm(
-                TimerMessage(incident.id, incident.token, incident.due_at)
+            if (
+                incident.token
+                and incident.due_at
+                and self._dispatcher.arm(TimerMessage(incident.id, incident.token, incident.due_at))
             ):
                 rearmed += 1
         republished = 0
@@ -82,8 +91,10 @@ class EscalationTimerService:
         count("TimersRearmed", rearmed)
         count("NotificationsRepublished", republished)
         if rearmed or republished:
-            logger.warning("reconciler repaired state", extra={"timers_rearmed": rearmed,
-                                                              "notifications_republished": republished})
+            logger.warning(
+                "reconciler repaired state",
+                extra={"timers_rearmed": rearmed, "notifications_republished": republished},
+            )
         return ReconcileReport(rearmed, republished)
 
 

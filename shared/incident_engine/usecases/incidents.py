@@ -32,8 +32,14 @@ class CreateResult:
 
 
 class IncidentService:
-    def __init__(self, store: IncidentStore, policies: PolicyStore, dispatcher: Dispatcher, clock: Clock,
-                 base_url: str | None) -> None:
+    def __init__(
+        self,
+        store: IncidentStore,
+        policies: PolicyStore,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        base_url: str | None,
+    ) -> None:
         self._store = store
         self._policies = policies
         self._dispatcher = dispatcher
@@ -69,7 +75,7 @@ class IncidentService:
         return incident
 
     def list_incidents(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
-        return self._store.list(flt, limit, cursor)
+        return self._store.list_page(flt, limit, cursor)
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
         self.get_incident(incident_id)
@@ -131,7 +137,9 @@ class IncidentService:
         incident = self._store.get(incident_id) if incident_id else None
         if incident is not None:
             self._store.append_event(
-                TimelineEvent(incident.id, self._clock.now(), "deduplicated", actor, {"dedup_key": dedup_key}),
+                TimelineEvent(
+                    incident.id, self._clock.now(), "deduplicated", actor, {"dedup_key": dedup_key}
+                ),
                 incident.version,
             )
         return incident
@@ -146,6 +154,9 @@ class IncidentService:
 
     def _select(self, severity: Severity, service: str | None, team: str | None) -> Policy | None:
         return select_policy(
-            self._policies.list(include_disabled=False), severity, service, team,
+            self._policies.list_all(include_disabled=False),
+            severity,
+            service,
+            team,
             self._policies.default_policy_id(),
         )
