@@ -146,7 +146,7 @@ def main() -> int:
         for message in got:
             envelope = json.loads(message["Body"])
             attrs = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
-            level = attrs.get("level", "-")
+            level = attrs.get("level", "-") if attrs.get("kind") == "page" else "-"
             say(
                 f"[sns] {attrs.get('kind', 'page'):<12} level {level:<2} {attrs.get('channel', '?'):<7} -> "
                 f"{attrs.get('recipient', '?')}  {envelope.get('Subject', '')}"
