@@ -8,7 +8,8 @@ after an ack, resolve or cancel has committed, no new level fires.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import boto3
@@ -38,6 +39,25 @@ def incident(api: Api, tap: Tap) -> Iterator[str]:
 
 def page_counts(tap: Tap) -> Counter[str]:
     return Counter(m["attributes"]["recipient"] for m in tap.messages() if m["attributes"]["kind"] == "page")
+
+
+@contextmanager
+def run_after_first_read(monkeypatch: pytest.MonkeyPatch, action: Callable[[], object]) -> Iterator[None]:
+    """Interleave: the first incident read returns its snapshot only after `action` has run."""
+    original_get = IncidentRepository.get
+    done: list[bool] = []
+
+    def read_then_act(self: IncidentRepository, incident_id: str) -> object:
+        snapshot = original_get(self, incident_id)
+        if not done:
+            done.append(True)
+            action()
+        return snapshot
+
+    with monkeypatch.context() as patch:
+        patch.setattr(IncidentRepository, "get", read_then_act)
+        yield
+    assert done, "the interleaving never happened"
 
 
 def tick_every_minute(aws: LocalStack, timers: Timers, clock, minutes: int) -> None:
@@ -158,21 +178,12 @@ def test_crash_before_publish_still_notifies_once_the_reconciler_runs(
 def test_acknowledge_racing_a_fire_wins_and_nothing_fires_after_it(
     aws: LocalStack, api: Api, incident: str, timers: Timers, tap: Tap, clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the worker has read the incident to fire level 1 ...
-    original_get = IncidentRepository.get
-    raced = []
-
-    def get_then_ack(self: IncidentRepository, incident_id: str) -> object:
-        snapshot = original_get(self, incident_id)
-        if not raced:
-            raced.append(True)
-            # ... when an acknowledge commits before the worker's transaction
-            api.ok("POST", f"/incidents/{incident_id}/acknowledge", {"by": A})
-        return snapshot  # the worker decides on what it read before the ack
-
+    # Given the worker has read the incident to fire level 1, when an acknowledge commits
+    # before the worker's transaction (the worker then decides on what it read before the ack)
     clock.shift(3)
-    with monkeypatch.context() as patch:
-        patch.setattr(IncidentRepository, "get", get_then_ack)
+    with run_after_first_read(
+        monkeypatch, lambda: api.ok("POST", f"/incidents/{incident}/acknowledge", {"by": A})
+    ):
         timers.deliver()
     # Then the fire's conditional write loses, the retry sees the ack, and B is never paged
     assert page_counts(tap) == Counter({A: 1})
@@ -188,19 +199,8 @@ def test_a_fire_racing_an_acknowledge_lands_first_and_the_ack_still_stops_the_re
     aws: LocalStack, api: Api, incident: str, timers: Timers, tap: Tap, clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an acknowledge has read the incident, and the level-1 fire commits before it writes
-    original_get = IncidentRepository.get
-    raced = []
-
-    def get_then_fire(self: IncidentRepository, incident_id: str) -> object:
-        snapshot = original_get(self, incident_id)
-        if not raced:
-            raced.append(True)
-            timers.deliver()
-        return snapshot
-
     clock.shift(3)
-    with monkeypatch.context() as patch:
-        patch.setattr(IncidentRepository, "get", get_then_fire)
+    with run_after_first_read(monkeypatch, timers.deliver):
         acked = api.ok("POST", f"/incidents/{incident}/acknowledge", {"by": B})
     # Then the ack retried on fresh state and won; level 1 fired once and level 2 never does
     assert acked["status"] == "acknowledged" and acked["escalation"]["level"] == 1
