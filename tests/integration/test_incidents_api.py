@@ -234,3 +234,20 @@ def test_authorizer_accepts_the_token_and_rejects_others(aws: LocalStack) -> Non
         event["authorizationToken"] = bad
         with pytest.raises(Exception, match=r"^Unauthorized$"):
             invoke(spec, event)
+
+
+def test_the_sample_events_drive_create_acknowledge_resolve(api: Api, aws: LocalStack) -> None:
+    # Given a default policy, and the clock on the day the samples' incident id names
+    api.ok("POST", "/policies", PAGE_TWO_LEVELS, expect=201)
+    handler = aws.function("ApiFunction")
+    # When the three sample events arrive in order
+    created, acked, resolved = (
+        invoke(handler, load_event(name))
+        for name in ("api_create_incident.json", "api_acknowledge_incident.json", "api_resolve_incident.json")
+    )
+    # Then each answered as the contract says, and the incident ends resolved by the on-call
+    assert [created["statusCode"], acked["statusCode"], resolved["statusCode"]] == [201, 200, 200]
+    body = api.ok("GET", "/incidents/INC-20261122-001")
+    assert body["status"] == "resolved" and body["acknowledged_by"] == "oncall@example.com"
+    assert body["resolution_note"] == "Rolled back release 2026.11.22-3"
+    assert stored_item(aws, "INC-20261122-001")["version"] == 3
