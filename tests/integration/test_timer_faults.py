@@ -159,13 +159,13 @@ def test_crash_between_publish_and_mark_sent_republishes_with_the_same_dedup_id(
 def test_crash_before_publish_still_notifies_once_the_reconciler_runs(
     aws: LocalStack, api: Api, timers: Timers, tap: Tap, clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def crash(self: SnsNotificationPublisher, notification: object) -> None:
+    def crash(self: SnsNotificationPublisher, notifications: object) -> list[object]:
         raise ConnectionError("SNS throttled us")
 
     levels = [{"delay_minutes": 0, "targets": [{"type": "user", "email": A}, {"type": "user", "email": B}]}]
     api.ok("POST", "/policies", {"name": "p", "is_default": True, "levels": levels}, expect=201)
     with monkeypatch.context() as patch:
-        patch.setattr(SnsNotificationPublisher, "publish", crash)
+        patch.setattr(SnsNotificationPublisher, "publish_all", crash)
         status, body = api.call("POST", "/incidents", {"title": "x", "severity": "P1"})
     # the incident was committed; the client is told so even though delivery failed
     assert status == 201 and body["status"] == "escalating"
@@ -246,3 +246,25 @@ def test_reconciler_reads_only_overdue_incidents(aws: LocalStack, api: Api, time
     # Then it re-armed the 3 and read 3 incidents (plus no outbox rows), not 33
     assert report == {"timers_rearmed": 3, "notifications_republished": 0}
     assert sum(returned) == 3
+
+
+def test_a_batch_that_sns_accepts_in_part_leaves_only_the_rest_pending(
+    aws: LocalStack, api: Api, tap: Tap, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SNS accepts the first entry of a PublishBatch and fails the second
+    original = SnsNotificationPublisher.publish_all
+
+    def accept_first_only(self: SnsNotificationPublisher, notifications: list) -> list:
+        return original(self, notifications[:1])
+
+    levels = [{"delay_minutes": 0, "targets": [{"type": "user", "email": A}, {"type": "user", "email": B}]}]
+    api.ok("POST", "/policies", {"name": "p", "is_default": True, "levels": levels}, expect=201)
+    with monkeypatch.context() as patch:
+        patch.setattr(SnsNotificationPublisher, "publish_all", accept_first_only)
+        inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
+    rows = {n["recipient"]: n["status"] for n in api.ok("GET", f"/incidents/{inc}/notifications")["items"]}
+    assert rows == {A: "sent", B: "pending"}
+    # When the reconciler ticks, only the failed one goes out again
+    clock.shift(GRACE + 1)
+    assert reconcile(aws)["notifications_republished"] == 1
+    assert page_counts(tap) == Counter({A: 1, B: 1})

@@ -209,23 +209,49 @@ class IncidentRepository:
         )
         return sorted((self._to_notification(i) for i in items), key=lambda n: (n.created_at, n.dedup_id))
 
+    def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None:
+        """Several rows in one conditional transaction; row by row if any was marked already."""
+        if len(notifications) <= 1:
+            for n in notifications:
+                self.mark_sent(n, at)
+            return
+        for start in range(0, len(notifications), 100):  # TransactWriteItems takes 100 items
+            chunk = notifications[start : start + 100]
+            try:
+                with TransactWrite(connection=self._connection) as tx:
+                    for n in chunk:
+                        tx.update(
+                            self._outbox_key(n),
+                            actions=self._sent_actions(at),
+                            condition=OutboxItem.status == "pending",
+                        )
+            except TransactWriteError:
+                for n in chunk:
+                    self.mark_sent(n, at)
+
     def mark_sent(self, notification: Notification, at: datetime) -> bool:
-        item = OutboxItem(incident_pk(notification.incident_id), f"OUT#{notification.dedup_id}")
         try:
-            item.update(
-                actions=[
-                    OutboxItem.status.set("sent"),
-                    OutboxItem.sent_at.set(to_key(at)),
-                    OutboxItem.pending_pk.remove(),
-                    OutboxItem.pending_key.remove(),
-                ],
-                condition=OutboxItem.status == "pending",
+            self._outbox_key(notification).update(
+                actions=self._sent_actions(at), condition=OutboxItem.status == "pending"
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False  # someone else (the reconciler, or a retry) marked it first
             raise
         return True
+
+    @staticmethod
+    def _outbox_key(n: Notification) -> OutboxItem:
+        return OutboxItem(incident_pk(n.incident_id), f"OUT#{n.dedup_id}")
+
+    @staticmethod
+    def _sent_actions(at: datetime) -> list[Any]:
+        return [
+            OutboxItem.status.set("sent"),
+            OutboxItem.sent_at.set(to_key(at)),
+            OutboxItem.pending_pk.remove(),
+            OutboxItem.pending_key.remove(),
+        ]
 
     def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
         return [

@@ -9,7 +9,7 @@ Incidents table (single-table):
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key
 Config table:
   POLICY / <policy id>      escalation policies
-  DEFAULT_POLICY / DEFAULT_POLICY   pointer to the default policy
+  POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    DiscriminatorAttribute,
     JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
@@ -144,15 +145,18 @@ class DedupItem(_IncidentsTable):
     claimed_at = UnicodeAttribute()
 
 
-class _ConfigTable(Model):
+class ConfigItem(Model):
+    """Policies and the default pointer share one partition, so one Query reads both."""
+
     class Meta:
         table_name = "config"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    kind = DiscriminatorAttribute()
 
 
-class PolicyItem(_ConfigTable):
+class PolicyItem(ConfigItem, discriminator="policy"):
     name = UnicodeAttribute()
     body = JSONAttribute()  # levels, repeat, filters
     enabled = BooleanAttribute()
@@ -161,7 +165,7 @@ class PolicyItem(_ConfigTable):
     version = NumberAttribute()
 
 
-class DefaultPolicyItem(_ConfigTable):
+class DefaultPolicyItem(ConfigItem, discriminator="default_policy"):
     policy_id = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
 
@@ -175,7 +179,7 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     CounterItem,
     DedupItem,
 )
-CONFIG_MODELS: tuple[type[Model], ...] = (_ConfigTable, PolicyItem, DefaultPolicyItem)
+CONFIG_MODELS: tuple[type[Model], ...] = (ConfigItem, PolicyItem, DefaultPolicyItem)
 
 
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:

@@ -12,11 +12,11 @@ from pynamodb.transactions import TransactWrite
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.severity import Severity
 from incident_engine.domain.timefmt import parse_iso, to_key
-from incident_engine.store.models import DefaultPolicyItem, PolicyItem
+from incident_engine.store.models import ConfigItem, DefaultPolicyItem, PolicyItem
 from incident_engine.usecases.ports import VersionConflict
 
 POLICY = "POLICY"
-DEFAULT = "DEFAULT_POLICY"
+DEFAULT = "#DEFAULT"  # sorts before every policy id
 
 
 class PolicyRepository:
@@ -37,12 +37,22 @@ class PolicyRepository:
             return None
 
     def list_all(self, include_disabled: bool) -> list[Policy]:
-        policies = [self._to_policy(i) for i in PolicyItem.query(POLICY, consistent_read=True)]
+        policies, _ = self.routing_view()
         return policies if include_disabled else [p for p in policies if p.enabled]
+
+    def routing_view(self) -> tuple[list[Policy], str | None]:
+        """Every policy and the default pointer, in one Query."""
+        policies, default_id = [], None
+        for item in ConfigItem.query(POLICY, consistent_read=True):
+            if isinstance(item, DefaultPolicyItem):
+                default_id = item.policy_id
+            elif isinstance(item, PolicyItem):
+                policies.append(self._to_policy(item))
+        return policies, default_id
 
     def default_policy_id(self) -> str | None:
         try:
-            return DefaultPolicyItem.get(DEFAULT, DEFAULT, consistent_read=True).policy_id
+            return DefaultPolicyItem.get(POLICY, DEFAULT, consistent_read=True).policy_id
         except DoesNotExist:
             return None
 
@@ -57,13 +67,13 @@ class PolicyRepository:
                 if make_default and policy.enabled:
                     tx.save(
                         DefaultPolicyItem(
-                            DEFAULT, DEFAULT, policy_id=policy.id, updated_at=to_key(policy.updated_at)
+                            POLICY, DEFAULT, policy_id=policy.id, updated_at=to_key(policy.updated_at)
                         )
                     )
                 elif policy_was_default and (make_default is False or not policy.enabled):
                     tx.save(
                         DefaultPolicyItem(
-                            DEFAULT, DEFAULT, policy_id=None, updated_at=to_key(policy.updated_at)
+                            POLICY, DEFAULT, policy_id=None, updated_at=to_key(policy.updated_at)
                         ),
                         condition=DefaultPolicyItem.policy_id == policy.id,
                     )

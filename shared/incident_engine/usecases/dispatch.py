@@ -24,28 +24,30 @@ class Dispatcher:
         self._clock = clock
 
     def after_commit(self, change: Change) -> None:
-        for notification in change.outbox:
-            self.deliver(notification)
+        self.deliver(change.outbox)
         if change.timer is not None:
             self.arm(change.timer)
 
-    def deliver(self, notification: Notification) -> bool:
+    def deliver(self, notifications: list[Notification]) -> int:
+        """Publish, then mark sent what SNS accepted; returns how many were published."""
+        if not notifications:
+            return 0
         try:
-            self._publisher.publish(notification)
+            published = self._publisher.publish_all(notifications)
         except Exception:
-            logger.exception(
-                "publish failed; the reconciler will retry", extra={"dedup_id": notification.dedup_id}
-            )
+            logger.exception("publish failed; the reconciler will retry", extra={"count": len(notifications)})
             count("PublishFailed")
-            return False
-        count("NotificationsPublished")
+            return 0
+        count("NotificationsPublished", len(published))
+        if len(published) < len(notifications):
+            count("PublishFailed", len(notifications) - len(published))
         try:
-            self._store.mark_sent(notification, self._clock.now())
+            self._store.mark_all_sent(published, self._clock.now())
         except Exception:
-            # Published but not marked: the reconciler republishes with the same dedup id.
-            logger.exception("mark-sent failed after publish", extra={"dedup_id": notification.dedup_id})
+            # Published but not marked: the reconciler republishes with the same dedup ids.
+            logger.exception("mark-sent failed after publish", extra={"count": len(published)})
             count("MarkSentFailed")
-        return True
+        return len(published)
 
     def arm(self, timer: TimerMessage) -> bool:
         try:

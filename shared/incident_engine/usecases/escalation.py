@@ -83,11 +83,8 @@ class EscalationTimerService:
                 and self._dispatcher.arm(TimerMessage(incident.id, incident.token, incident.due_at))
             ):
                 rearmed += 1
-        republished = 0
-        for notification in self._store.pending_notifications(cutoff, self._batch):
-            # Same dedup id as the first attempt, so a consumer can drop the repeat.
-            if self._dispatcher.deliver(notification):
-                republished += 1
+        # Same dedup ids as the first attempt, so a consumer can drop the repeat.
+        republished = self._dispatcher.deliver(self._store.pending_notifications(cutoff, self._batch))
         count("TimersRearmed", rearmed)
         count("NotificationsRepublished", republished)
         if rearmed or republished:

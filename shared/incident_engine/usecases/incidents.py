@@ -153,10 +153,5 @@ class IncidentService:
         return policy
 
     def _select(self, severity: Severity, service: str | None, team: str | None) -> Policy | None:
-        return select_policy(
-            self._policies.list_all(include_disabled=False),
-            severity,
-            service,
-            team,
-            self._policies.default_policy_id(),
-        )
+        policies, default_id = self._policies.routing_view()  # one read for policies and default
+        return select_policy(policies, severity, service, team, default_id)
