@@ -1,18 +1,19 @@
 """Runtime settings, read from the environment the first time they are needed.
 
 Names match template.yaml's Environment blocks. Read lazily so importing a handler costs
-nothing and tests can set the environment first.
+nothing and tests can set the environment first. A plain dataclass rather than a pydantic
+model: the worker, reconciler and authorizer then never import pydantic (a cold-start saving).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
 
-
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
     incidents_table: str
     config_table: str
     timer_queue_url: str
@@ -23,9 +24,20 @@ class Settings(BaseModel):
     # Base of links in notifications. The api function derives it from the request when unset.
     public_api_url: str | None = None
     # How long past due a timer may be before the reconciler re-sends it.
-    reconcile_grace_seconds: float = Field(default=20.0, ge=0)
+    reconcile_grace_seconds: float = 20.0
     # Most items one reconciler pass handles of each kind; the rest wait for the next tick.
-    reconcile_batch: int = Field(default=500, ge=1)
+    reconcile_batch: int = 500
+
+
+def _number(name: str, default: str, minimum: float) -> float:
+    raw = os.environ.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}, not {raw!r}")
+    return value
 
 
 @lru_cache(maxsize=1)
@@ -39,8 +51,8 @@ def get_settings() -> Settings:
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         public_api_url=env.get("PUBLIC_API_URL") or None,
-        reconcile_grace_seconds=float(env.get("RECONCILE_GRACE_SECONDS", "20")),
-        reconcile_batch=int(env.get("RECONCILE_BATCH", "500")),
+        reconcile_grace_seconds=_number("RECONCILE_GRACE_SECONDS", "20", 0),
+        reconcile_batch=int(_number("RECONCILE_BATCH", "500", 1)),
     )
 
 
