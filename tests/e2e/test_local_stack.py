@@ -6,151 +6,35 @@ test talks to it only through the HTTP API and the emulated AWS endpoint, as a u
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import boto3
 import pytest
 
 from incident_engine.domain.timefmt import parse_iso
+from local.process import LocalStackProcess, TopicTap, wait_for
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "e2e-token"
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)  # poll until the deadline
-
-
-@dataclass
-class Stack:
-    url: str
-    aws_url: str
-    process: subprocess.Popen[str]
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 - loopback
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "e2e-local-stack.log"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    api_port, aws_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "API_PORT": str(api_port),
-        "AWS_PORT": str(aws_port),
-        "API_TOKEN": TOKEN,
-        "RECONCILE_SECONDS": "5",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    log = ROOT / ".pytest_cache" / "e2e-local-stack.log"
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        running = Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}", process)
-
-        def healthy() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"local stack exited early:\n{log.read_text()}")
-            try:
-                return running.call("GET", "/health", token=None) == (200, {"status": "ok"})
-            except OSError:
-                return False
-
-        try:
-            wait_for(healthy, 60, "the local stack to answer /health")
-            yield running
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                code = process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
-    assert code == 0, log.read_text()
-    assert "Stopped." in log.read_text()
+def stack() -> Iterator[LocalStackProcess]:
+    running = LocalStackProcess("e2e-token", LOG, {"RECONCILE_SECONDS": "5"})
+    with running:
+        yield running
+    # Ctrl-C (SIGINT) stops everything cleanly
+    assert running.exit_code == 0, LOG.read_text()
+    assert "Stopped." in LOG.read_text()
 
 
-class Tap:
-    """An SQS queue of ours, subscribed to the stack's notifications topic over its AWS endpoint."""
-
-    def __init__(self, aws_url: str) -> None:
-        kwargs = {
-            "endpoint_url": aws_url,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "local",
-            "aws_secret_access_key": "local",
-        }
-        self.sqs = boto3.client("sqs", **kwargs)
-        sns = boto3.client("sns", **kwargs)
-        topic = next(
-            t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith("NotificationsTopic")
-        )
-        self.url = self.sqs.create_queue(QueueName=f"e2e-tap-{os.getpid()}")["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-        self.seen: list[tuple[float, dict[str, str]]] = []
-
-    def poll(self) -> list[tuple[float, dict[str, str]]]:
-        for message in self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            envelope = json.loads(message["Body"])
-            attrs = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
-            self.seen.append((time.monotonic(), attrs))
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-        return self.seen
-
-    def pages(self) -> list[tuple[str, str]]:
-        return [(a["level"], a["recipient"]) for _, a in self.poll() if a["kind"] == "page"]
+def pages(tap: TopicTap) -> list[tuple[str, str]]:
+    return [(a["level"], a["recipient"]) for _, _, a in tap.poll() if a["kind"] == "page"]
 
 
-def test_health_is_public_and_everything_else_needs_the_token(stack: Stack) -> None:
+def test_health_is_public_and_everything_else_needs_the_token(stack: LocalStackProcess) -> None:
     assert stack.call("GET", "/health", token=None) == (200, {"status": "ok"})
     status, body = stack.call("GET", "/incidents", token=None)
     assert status == 401 and body["error"] == "unauthorized"
@@ -160,8 +44,8 @@ def test_health_is_public_and_everything_else_needs_the_token(stack: Stack) -> N
     assert status == 422 and body["field"] == "title"
 
 
-def test_two_levels_ack_and_resolve_over_http(stack: Stack) -> None:
-    tap = Tap(stack.aws_url)
+def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
+    tap = TopicTap(stack, f"e2e-tap-{os.getpid()}")
     # Given a policy with level 0 now and level 1 three seconds later, repeating if nobody acks
     status, policy = stack.call(
         "POST",
@@ -189,12 +73,12 @@ def test_two_levels_ack_and_resolve_over_http(stack: Stack) -> None:
     assert status == 201 and incident["status"] == "escalating"
     path = f"/incidents/{incident['id']}"
     # Then level 0 is on the topic within 2 seconds
-    wait_for(lambda: tap.pages() == [("0", "first@example.com")], 2, "level 0 on the topic")
+    wait_for(lambda: pages(tap) == [("0", "first@example.com")], 2, "level 0 on the topic")
     level0_at = tap.seen[0][0] - started
     # And level 1 follows about 3 seconds later, one message per recipient
-    wait_for(lambda: len(tap.pages()) == 3, 8, "level 1 on the topic")
+    wait_for(lambda: len(pages(tap)) == 3, 8, "level 1 on the topic")
     level1_at = tap.seen[-1][0] - started
-    assert sorted(tap.pages()[1:]) == [("1", "https://hooks.example.com/e2e"), ("1", "second@example.com")]
+    assert sorted(pages(tap)[1:]) == [("1", "https://hooks.example.com/e2e"), ("1", "second@example.com")]
     assert 2.5 <= level1_at - level0_at <= 5.0, (level0_at, level1_at)
     steps = stack.call("GET", f"{path}/escalations")[1]["items"]
     assert [(s["level"], s["status"]) for s in steps[:2]] == [(0, "executed"), (1, "executed")]
@@ -212,7 +96,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: Stack) -> None:
     # Then the repeat that was due 3 s later never fires
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        assert len(tap.pages()) == 3
+        assert len(pages(tap)) == 3
         time.sleep(0.2)  # watching for a page that must not come, until the deadline
     types = [e["type"] for e in stack.call("GET", f"{path}/timeline")[1]["items"]]
     assert types == ["created", "escalation_started", "level_fired", "level_fired", "acknowledged"]
@@ -221,7 +105,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: Stack) -> None:
     assert status == 200 and resolved["status"] == "resolved"
 
     def closures() -> list[str]:
-        return sorted(a["recipient"] for _, a in tap.poll() if a["kind"] == "resolution")
+        return sorted(a["recipient"] for _, _, a in tap.poll() if a["kind"] == "resolution")
 
     wait_for(lambda: len(closures()) == 3, 5, "resolution notices")
     assert closures() == ["first@example.com", "https://hooks.example.com/e2e", "second@example.com"]
