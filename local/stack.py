@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,22 +86,32 @@ def main() -> int:
     os.environ.pop("AWS_SESSION_TOKEN", None)
 
     import logging
+    import subprocess
     import warnings
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-
+    # The emulator runs in its own process: it then has a core of its own, as AWS would.
     say(f"Starting emulated AWS (moto) on {aws_url} ...")
-    moto = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
-    moto.start()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "local.emulator", "--host", host, "--port", str(aws_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # our Ctrl-C handling stops it, in order
+    )
+    deadline = time.monotonic() + 60
+    while _port_free(host, aws_port):
+        if emulator.poll() is not None or time.monotonic() > deadline:
+            say(f"error: the emulator did not start: {emulator.stderr.read() if emulator.stderr else ''}")
+            return 2
+        time.sleep(0.05)  # waiting for the emulator's port, up to the deadline
 
     import boto3
 
     from local.gateway import Gateway
-    from local.runtime import deliver_sqs_batch, invoke, scheduled_event
+    from local.runtime import invoke, scheduled_event
     from local.template import provision
 
     session = boto3.Session()
@@ -124,14 +135,13 @@ def main() -> int:
     queue_url, queue_arn = stack.physical[worker.sqs_queue], stack.arns[worker.sqs_queue]
 
     # A tap on the topic so you can watch what SNS delivers (an email/SMS subscription in AWS).
+    show_sns = os.environ.get("LOCAL_SNS_TAP", "1") != "0"
     tap_url = sqs.create_queue(QueueName=f"{stack.stack_name}-notifications-tap")["QueueUrl"]
     tap_arn = sqs.get_queue_attributes(QueueUrl=tap_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=tap_arn)
-
-    def poll_timers() -> bool:
-        return deliver_sqs_batch(sqs, queue_url, queue_arn, stack.region, worker, wait_seconds=1) > 0
+    if show_sns:
+        sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=tap_arn)
 
     def tick() -> bool:
         report = invoke(reconciler, scheduled_event(reconciler))
@@ -163,14 +173,21 @@ def main() -> int:
         stage=stage,
         log=lambda line: say(f"[api] {line}"),
     )
+    from local.worker import spec_to_env
+
+    # The escalation worker runs as its own process(es), like Lambda containers beside the API's.
+    worker_env = {**os.environ, **spec_to_env(worker, queue_url, queue_arn, stack.region)}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True)
+        for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))
+    ]
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
     threads[0].start()
     threads += [
-        _loop("timers", 0.2, poll_timers),
         _loop("reconciler", reconcile_every, tick),
-        _loop("sns-tap", 0.2, show_notifications),
+        *([_loop("sns-tap", 0.2, show_notifications)] if show_sns else []),
     ]
 
     example = (
@@ -202,7 +219,13 @@ def main() -> int:
     gateway.shutdown()
     for thread in threads:
         thread.join(timeout=5)
-    moto.stop()
+    children: list[subprocess.Popen[Any]] = [*workers, emulator]
+    for child in children:  # workers first, while the emulator still answers
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
     say("Stopped.")
     return 0
 

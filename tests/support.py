@@ -106,7 +106,7 @@ class Timers:
         raise AssertionError("timer queue did not drain")
 
     def receive_raw(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        out: list[Any] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:

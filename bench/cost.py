@@ -1,0 +1,84 @@
+"""Cost per 1,000 incidents from the counted calls and AWS's published on-demand prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.calls import OpCalls
+
+# us-east-1 list prices, USD, without free tiers. Recorded 2026-11-22 from AWS's public pricing
+# pages as last published to us (this machine cannot reach them to re-check): re-verify before
+# relying on them.
+PRICES_DATE = "2026-11-22"
+PRICES = {
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second_arm64": 0.0000133334,
+    "api_gateway_rest_request": 3.50 / 1e6,
+    "dynamodb_write_unit": 0.625 / 1e6,  # on-demand WRU
+    "dynamodb_read_unit": 0.125 / 1e6,  # on-demand RRU
+    "sqs_request": 0.40 / 1e6,
+    "sns_publish_request": 0.50 / 1e6,  # PublishBatch is billed per 64 KB, so one request here
+    "scheduler_invocation": 1.00 / 1e6,
+}
+MEMORY_GB = 0.5  # template.yaml Globals MemorySize 512
+AWS_CALL_MS = 10.0  # assumed round trip of one DynamoDB/SQS/SNS call from Lambda
+# The lifecycle priced: three levels, acknowledged after the second, then resolved.
+LIFECYCLE = (
+    "create incident (policy; level 0 pages 1)",
+    "fire one level, 1 recipient",
+    "acknowledge",
+    "stale timer (after an ack)",
+    "resolve (2 paged, 2 notices)",
+)
+API_OPS = {"create incident (policy; level 0 pages 1)", "acknowledge", "resolve (2 paged, 2 notices)"}
+
+
+@dataclass(frozen=True)
+class CostLine:
+    item: str
+    quantity: float
+    unit: str
+    usd_per_1000: float
+
+
+def per_thousand(ops: list[OpCalls], our_ms: dict[str, float]) -> list[CostLine]:
+    """`our_ms`: measured in-handler time of our own code per operation (warm), by op name."""
+    by_name = {o.name: o for o in ops}
+    life = [by_name[name] for name in LIFECYCLE]
+    api_requests = sum(1 for o in life if o.name in API_OPS)
+    invocations = api_requests * 2 + (len(life) - api_requests)  # api + authorizer; worker
+    gb_seconds = sum((our_ms.get(o.name, 5.0) + AWS_CALL_MS * o.total) / 1000 * MEMORY_GB for o in life)
+    gb_seconds += api_requests * (2.0 / 1000) * MEMORY_GB  # the authorizer: a hash, no AWS calls
+    writes = sum(o.write_units for o in life)
+    reads = sum(o.read_units for o in life)
+    sqs_sends = sum(o.calls.get("SendMessage", 0) for o in life)
+    worker_messages = len(life) - api_requests
+    sqs = sqs_sends + 2 * worker_messages  # each delivered timer: one receive and one delete (upper bound)
+    sns = sum(o.calls.get("Publish", 0) + o.calls.get("PublishBatch", 0) for o in life)
+    k = 1000
+    return [
+        CostLine(
+            "API Gateway REST requests",
+            api_requests,
+            "requests",
+            api_requests * PRICES["api_gateway_rest_request"] * k,
+        ),
+        CostLine("Lambda requests", invocations, "invocations", invocations * PRICES["lambda_request"] * k),
+        CostLine("Lambda duration", gb_seconds, "GB-s", gb_seconds * PRICES["lambda_gb_second_arm64"] * k),
+        CostLine("DynamoDB writes", writes, "WRU", writes * PRICES["dynamodb_write_unit"] * k),
+        CostLine("DynamoDB reads", reads, "RRU", reads * PRICES["dynamodb_read_unit"] * k),
+        CostLine("SQS requests", sqs, "requests", sqs * PRICES["sqs_request"] * k),
+        CostLine("SNS publishes", sns, "requests", sns * PRICES["sns_publish_request"] * k),
+    ]
+
+
+def reconciler_per_month(idle: OpCalls, duration_ms: float = 30.0) -> float:
+    """The fixed cost of the safety net: one idle pass a minute, all month."""
+    ticks = 60 * 24 * 30.4
+    per_tick = (
+        PRICES["scheduler_invocation"]
+        + PRICES["lambda_request"]
+        + (duration_ms + AWS_CALL_MS * idle.total) / 1000 * MEMORY_GB * PRICES["lambda_gb_second_arm64"]
+        + idle.read_units * PRICES["dynamodb_read_unit"]
+    )
+    return ticks * per_tick

@@ -1,0 +1,130 @@
+"""Escalation lateness on the local stack: many incidents over HTTP, every page timed from the topic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from incident_engine.domain.timefmt import parse_iso
+from local.process import LocalStackProcess, TopicTap, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVEL1_DELAY_MINUTES = 0.1  # level 0 at once, level 1 six seconds later
+
+
+@dataclass
+class LatenessRun:
+    incidents: int
+    create_seconds: float
+    lateness_ms: dict[int, list[float]] = field(default_factory=dict)  # by level
+    pages_expected: int = 0
+    pages_delivered: int = 0
+    lost: int = 0
+    doubled: int = 0
+    # what the polling comparison replays: (created, level-0 due, level-1 delay) per incident
+    workload: list[float] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.incidents / self.create_seconds
+
+    def all_lateness(self) -> list[float]:
+        return [v for values in self.lateness_ms.values() for v in values]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def run(
+    incidents: int, clients: int = 4, progress: bool = True, rate_per_second: float | None = None
+) -> LatenessRun:
+    """Create `incidents` over HTTP, flat out from `clients` threads (or paced at a steady rate)."""
+    log = ROOT / ".pytest_cache" / "bench-local-stack.log"
+    with LocalStackProcess("bench-token", log, {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0"}) as stack:
+        tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
+        status, _ = stack.call(
+            "POST",
+            "/policies",
+            {
+                "name": "bench",
+                "is_default": True,
+                "levels": [
+                    {"delay_minutes": 0, "targets": [{"type": "user", "email": "first@example.com"}]},
+                    {
+                        "delay_minutes": LEVEL1_DELAY_MINUTES,
+                        "targets": [{"type": "user", "email": "second@example.com"}],
+                    },
+                ],
+            },
+        )
+        assert status == 201
+
+        def create(n: int) -> str:
+            code, body = stack.call("POST", "/incidents", {"title": f"bench {n}", "severity": "P2"})
+            if code != 201:
+                raise RuntimeError(f"create answered {code}: {body}")
+            return str(body["id"])
+
+        started = time.monotonic()
+        if rate_per_second:
+            ids = []
+            for n in range(incidents):
+                ids.append(create(n))
+                pause = started + (n + 1) / rate_per_second - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the load generator, not waiting for the system
+        else:
+            with ThreadPoolExecutor(clients) as pool:
+                ids = list(pool.map(create, range(incidents)))
+        create_seconds = time.monotonic() - started
+        result = LatenessRun(incidents, create_seconds, pages_expected=2 * incidents)
+        if progress:
+            print(
+                f"      created {incidents} incidents in {create_seconds:.1f} s; waiting for every page ...",
+                flush=True,
+            )
+
+        def delivered() -> bool:
+            tap.poll(wait_seconds=1)
+            return sum(1 for _, _, a in tap.seen if a["kind"] == "page") >= result.pages_expected
+
+        with contextlib.suppress(TimeoutError):  # what never arrives is counted as lost below
+            wait_for(delivered, 60 + incidents * 0.1, "every page on the topic")
+        # a little longer, to catch any doubled page
+        wait_until = time.monotonic() + 3
+        while time.monotonic() < wait_until:
+            tap.poll(wait_seconds=1)
+
+        sent_ms = {
+            (a["incident_id"], int(a["level"])): sent for _, sent, a in tap.seen if a["kind"] == "page"
+        }
+        counts = Counter((a["incident_id"], a["level"]) for _, _, a in tap.seen if a["kind"] == "page")
+        result.pages_delivered = sum(counts.values())
+        result.doubled = sum(n - 1 for n in counts.values() if n > 1)
+        result.lost = sum(1 for i in ids for level in ("0", "1") if counts[(i, level)] == 0)
+        result.lateness_ms = {0: [], 1: []}
+        with ThreadPoolExecutor(clients) as pool:
+            steps = list(
+                pool.map(lambda i: stack.call("GET", f"/incidents/{i}/escalations")[1]["items"], ids)
+            )
+        for incident_id, items in zip(ids, steps, strict=True):
+            for step in items:
+                key = (incident_id, step["level"])
+                if key in sent_ms:
+                    due_ms = parse_iso(step["scheduled_at"]).timestamp() * 1000
+                    result.lateness_ms[step["level"]].append(max(0.0, sent_ms[key] - due_ms))
+            if items:
+                result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
+    return result
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), percentile(values, 0.99), max(values)

@@ -1,0 +1,199 @@
+"""The emulated AWS for the local stack: moto's server in its own process, with two local changes.
+
+moto's DynamoDB TransactWriteItems deep-copies every table it touches before applying, so that
+it can roll back; with a few thousand items stored that copy dominates every state change, and
+the emulator, not the engine, sets the pace. `fast_transactions` keeps the semantics (conditions
+judged against the state before the transaction, all or nothing, one operation per item) but
+checks every condition first and snapshots only the items it writes. `fast_queries` reads one
+partition for a Query on the table's own key instead of sorting the whole table.
+
+Run: python -m local.emulator --host 127.0.0.1 --port 5000   (the local stack does this for you)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+
+def fast_transactions() -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        planned: list[tuple[str, dict[str, Any], str, dict[str, Any], Any]] = []
+        seen: set[tuple[str, str]] = set()
+        errors: list[tuple[str | None, str | None, Any]] = []
+        # 1. every condition against the state before the transaction; nothing written yet
+        for entry in transact_items:
+            if len(entry) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(entry.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            if op_type == "Put":
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            marker = (str(table_name), str(dict(sorted(key.items()))))
+            if marker in seen:
+                raise MultipleTransactionsException()
+            seen.add(marker)
+            current = self.get_item(table_name, key)
+            condition = op.get("ConditionExpression")
+            failed = False
+            if condition is not None:
+                check = get_filter_expression(
+                    condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                )
+                failed = not check.expr(current)
+            if failed:
+                old = (
+                    current.to_json()["Attributes"]
+                    if (current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD")
+                    else None
+                )
+                errors.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+            else:
+                errors.append((None, None, None))
+            planned.append((op_type, op, table_name, key, copy.deepcopy(current)))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        # 2. apply; should an operation itself fail, put back the items already written
+        applied: list[tuple[str, dict[str, Any], Any]] = []
+        for index, (op_type, op, table_name, key, before) in enumerate(planned):
+            try:
+                names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    self.put_item(
+                        table_name,
+                        op["Item"],
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+                elif op_type == "Delete":
+                    self.delete_item(table_name, key)
+                elif op_type == "Update":
+                    self.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+                applied.append((table_name, key, before))
+            except Exception as exc:
+                for name, written_key, previous in reversed(applied):
+                    if previous is None:
+                        self.delete_item(name, written_key)
+                    else:
+                        self.put_item(name, previous.to_json()["Attributes"])
+                reasons: list[tuple[str | None, str | None, Any]] = [(None, None, None)] * len(planned)
+                reasons[index] = (type(exc).__name__, str(exc), None)
+                raise TransactionCanceledException(reasons) from exc
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def fast_queries() -> None:
+    """A Query on a table's own key reads that partition, not the whole table.
+
+    moto answers every Query by sorting and scanning all items of the table; with the thousands
+    of timeline and outbox items of a long local session, reading one incident's timeline slows
+    to a crawl. Index queries are left as moto does them.
+    """
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    lock = threading.Lock()
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("index_name") or not self.range_key_attr:
+            return original(self, hash_key, *args, **kwargs)
+        partition = self.items.get(hash_key, {})
+        with lock:  # the partition view lives on the instance only for this call
+            self.all_items = lambda: sorted(partition.values(), key=lambda item: item.range_key)
+            try:
+                return original(self, hash_key, *args, **kwargs)
+            finally:
+                del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+def approximate_queue_counts() -> None:
+    """moto recomputes a queue's attributes, counting every message, on each SendMessage (to read
+    one flag). SQS's counts are approximate by contract; reusing them for a quarter second keeps
+    them honest and stops a queue of a thousand delayed timers from taxing every send."""
+    from moto.sqs.models import Queue
+
+    compute = Queue.attributes.fget  # type: ignore[attr-defined]
+    cache: dict[int, tuple[float, dict[str, Any]]] = {}
+
+    def attributes(self: Any) -> dict[str, Any]:
+        now = time.monotonic()
+        hit = cache.get(id(self))
+        if hit is None or now - hit[0] > 0.25:
+            hit = (now, compute(self))
+            cache[id(self)] = hit
+        return dict(hit[1])
+
+    Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+
+
+def cached_service_list() -> None:
+    """moto's server lists its own package directory on every request to route it; list it once."""
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
+def exit_with_parent() -> None:
+    """Stop when the process that started us is gone, so a killed stack leaves no emulator behind."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)  # polling the parent; there is no event to wait on
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    exit_with_parent()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
+    fast_transactions()
+    fast_queries()
+    approximate_queue_counts()
+    cached_service_list()
+    from moto.server import main as moto_main
+
+    moto_main(["-H", args.host, "-p", str(args.port)])
+
+
+if __name__ == "__main__":
+    main()

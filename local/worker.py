@@ -1,0 +1,64 @@
+"""One escalation-worker "container": polls the timer queue and invokes the handler, in its own process.
+
+The local stack starts one (or LOCAL_WORKERS) of these, the way Lambda's SQS event source runs
+worker containers beside the API's: the worker then never waits for the API's interpreter lock.
+It reads its function spec and queue from the environment the stack hands it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from local.runtime import deliver_sqs_batch
+from local.template import ApiRoute, FunctionSpec
+
+STOP = threading.Event()
+
+
+def spec_to_env(spec: FunctionSpec, queue_url: str, queue_arn: str, region: str) -> dict[str, str]:
+    data = {**spec.__dict__, "routes": [r.__dict__ for r in spec.routes]}
+    return {
+        "LOCAL_WORKER_SPEC": json.dumps(data),
+        "LOCAL_WORKER_QUEUE": json.dumps([queue_url, queue_arn, region]),
+    }
+
+
+def _spec_from_env() -> tuple[FunctionSpec, str, str, str]:
+    data: dict[str, Any] = json.loads(os.environ["LOCAL_WORKER_SPEC"])
+    data["routes"] = tuple(ApiRoute(**r) for r in data["routes"])
+    queue_url, queue_arn, region = json.loads(os.environ["LOCAL_WORKER_QUEUE"])
+    return FunctionSpec(**data), queue_url, queue_arn, region
+
+
+def main() -> int:
+    import warnings
+
+    import boto3
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    from local.emulator import exit_with_parent
+
+    exit_with_parent()
+    spec, queue_url, queue_arn, region = _spec_from_env()
+    sqs = boto3.client("sqs", region_name=region)
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    while not STOP.is_set():
+        try:
+            # Short polls: moto's long poll does not wake when a delayed message becomes visible.
+            busy = deliver_sqs_batch(sqs, queue_url, queue_arn, region, spec, wait_seconds=0) > 0
+        except Exception as exc:  # the emulator going away at shutdown, say; the next round retries
+            print(f"[worker] error: {exc!r}", flush=True)
+            busy = False
+        if not busy:
+            STOP.wait(0.1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

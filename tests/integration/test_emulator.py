@@ -1,0 +1,123 @@
+"""The local stack's faster TransactWriteItems behaves as moto's own (and DynamoDB's) does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from local.emulator import fast_transactions
+
+
+@pytest.fixture(params=["moto", "local.emulator"])
+def ddb(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if request.param == "local.emulator":
+        monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)
+        fast_transactions()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        )
+        client.put_item(TableName="t", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+        yield client
+
+
+def put(pk: str, v: int, condition: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"TableName": "t", "Item": {"pk": {"S": pk}, "v": {"N": str(v)}}}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def items(ddb: Any) -> dict[str, str]:
+    return {i["pk"]["S"]: i["v"]["N"] for i in ddb.scan(TableName="t")["Items"]}
+
+
+def test_all_conditions_hold_so_everything_is_written(ddb: Any) -> None:
+    ddb.transact_write_items(
+        TransactItems=[
+            put("a", 2, "attribute_exists(pk)"),
+            put("b", 1, "attribute_not_exists(pk)"),
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": {"pk": {"S": "c"}},
+                    "UpdateExpression": "SET v = :three",
+                    "ExpressionAttributeValues": {":three": {"N": "3"}},
+                }
+            },
+        ]
+    )
+    assert items(ddb) == {"a": "2", "b": "1", "c": "3"}
+
+
+def test_one_failed_condition_writes_nothing_and_names_the_item(ddb: Any) -> None:
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(TransactItems=[put("b", 1), put("a", 9, "attribute_not_exists(pk)")])
+    reasons = [r["Code"] for r in err.value.response["CancellationReasons"]]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert items(ddb) == {"a": "1"}
+
+
+def test_two_operations_on_one_item_are_refused(ddb: Any) -> None:
+    with pytest.raises(ClientError) as err:
+        ddb.transact_write_items(TransactItems=[put("b", 1), put("b", 2)])
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert items(ddb) == {"a": "1"}
+
+
+@pytest.fixture(params=["moto", "local.emulator"])
+def ranged(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from moto.dynamodb.models.table import Table
+
+    from local.emulator import fast_queries
+
+    if request.param == "local.emulator":
+        monkeypatch.setattr(Table, "query", Table.query)
+        fast_queries()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="r",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        for pk in ("INC#1", "INC#2"):
+            for sk in ("META", "EV#2", "EV#1", "OUT#a"):
+                client.put_item(TableName="r", Item={"pk": {"S": pk}, "sk": {"S": sk}})
+        yield client
+
+
+def test_a_query_on_the_table_key_reads_its_partition_in_order(ranged: Any) -> None:
+    def sks(**kwargs: Any) -> list[str]:
+        return [i["sk"]["S"] for i in ranged.query(TableName="r", **kwargs)["Items"]]
+
+    values = {":p": {"S": "INC#1"}, ":e": {"S": "EV#"}}
+    assert sks(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC#1"}}) == [
+        "EV#1",
+        "EV#2",
+        "META",
+        "OUT#a",
+    ]
+    assert sks(
+        KeyConditionExpression="pk = :p AND begins_with(sk, :e)",
+        ExpressionAttributeValues=values,
+        ScanIndexForward=False,
+    ) == ["EV#2", "EV#1"]
+    assert sks(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC#9"}}) == []
