@@ -122,6 +122,8 @@ def fast_queries() -> None:
     """
     from moto.dynamodb.models.table import Table
 
+    if getattr(Table.query, "partition_reads", False):
+        return  # installed already
     original = Table.query
     lock = threading.Lock()
 
@@ -136,6 +138,7 @@ def fast_queries() -> None:
             finally:
                 del self.all_items
 
+    query.partition_reads = True  # type: ignore[attr-defined]
     Table.query = query  # type: ignore[method-assign]
 
 
@@ -146,6 +149,8 @@ def approximate_queue_counts() -> None:
     from moto.sqs.models import Queue
 
     compute = Queue.attributes.fget  # type: ignore[attr-defined]
+    if getattr(compute, "approximate", False):
+        return  # installed already
     cache: dict[int, tuple[float, dict[str, Any]]] = {}
 
     def attributes(self: Any) -> dict[str, Any]:
@@ -156,6 +161,7 @@ def approximate_queue_counts() -> None:
             cache[id(self)] = hit
         return dict(hit[1])
 
+    attributes.approximate = True  # type: ignore[attr-defined]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
 
 
