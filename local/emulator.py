@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import logging
 import os
 import threading
@@ -127,8 +128,12 @@ def fast_queries() -> None:
     original = Table.query
     lock = threading.Lock()
 
+    signature = inspect.signature(original)
+
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("index_name") or not self.range_key_attr:
+        # moto passes index_name positionally; bind to find it wherever it is
+        index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
+        if index_name or not self.range_key_attr:
             return original(self, hash_key, *args, **kwargs)
         partition = self.items.get(hash_key, {})
         with lock:  # the partition view lives on the instance only for this call

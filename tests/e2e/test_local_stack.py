@@ -72,6 +72,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
     status, incident = stack.call("POST", "/incidents", {"title": "Checkout 5xx above 20%", "severity": "P1"})
     assert status == 201 and incident["status"] == "escalating"
     path = f"/incidents/{incident['id']}"
+    assert [i["id"] for i in stack.call("GET", "/incidents")[1]["items"]] == [incident["id"]]
     # Then level 0 is on the topic within 2 seconds
     wait_for(lambda: pages(tap) == [("0", "first@example.com")], 2, "level 0 on the topic")
     level0_at = tap.seen[0][0] - started

@@ -121,3 +121,44 @@ def test_a_query_on_the_table_key_reads_its_partition_in_order(ranged: Any) -> N
         ScanIndexForward=False,
     ) == ["EV#2", "EV#1"]
     assert sks(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC#9"}}) == []
+
+
+def test_an_index_query_is_left_to_moto(ranged: Any) -> None:
+    # Given items that carry an index key
+    ranged.update_table(
+        TableName="r",
+        AttributeDefinitions=[
+            {"AttributeName": "due_pk", "AttributeType": "S"},
+            {"AttributeName": "due_key", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexUpdates=[
+            {
+                "Create": {
+                    "IndexName": "DueIndex",
+                    "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [
+                        {"AttributeName": "due_pk", "KeyType": "HASH"},
+                        {"AttributeName": "due_key", "KeyType": "RANGE"},
+                    ],
+                }
+            }
+        ],
+    )
+    for n, pk in enumerate(("INC#1", "INC#2")):
+        ranged.put_item(
+            TableName="r",
+            Item={
+                "pk": {"S": pk},
+                "sk": {"S": "META"},
+                "due_pk": {"S": "DUE"},
+                "due_key": {"S": f"2026-11-22T07:0{n}"},
+            },
+        )
+    # When the index is queried, Then both partitions' items come back, in index order
+    got = ranged.query(
+        TableName="r",
+        IndexName="DueIndex",
+        KeyConditionExpression="due_pk = :d",
+        ExpressionAttributeValues={":d": {"S": "DUE"}},
+    )["Items"]
+    assert [i["pk"]["S"] for i in got] == ["INC#1", "INC#2"]
