@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,21 +135,32 @@ def _write_units(operation: str, params: dict[str, Any]) -> float:
 
 
 @contextmanager
-def counting(log: CallLog) -> Iterator[CallLog]:
-    """Every botocore client created inside this block reports its calls to `log`."""
+def on_new_clients(instrument: Callable[[Any], None]) -> Iterator[None]:
+    """Call `instrument(client)` on every botocore client created inside this block."""
     original = botocore.session.Session.create_client
 
     def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
         client = original(self, *args, **kwargs)
-        client.meta.events.register("before-parameter-build", log.before_parameter_build)
-        client.meta.events.register("after-call", log.after_call)
+        instrument(client)
         return client
 
     botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
     try:
-        yield log
+        yield
     finally:
         botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def counting(log: CallLog) -> Iterator[CallLog]:
+    """Every botocore client created inside this block reports its calls to `log`."""
+
+    def instrument(client: Any) -> None:
+        client.meta.events.register("before-parameter-build", log.before_parameter_build)
+        client.meta.events.register("after-call", log.after_call)
+
+    with on_new_clients(instrument):
+        yield log
 
 
 @contextmanager
@@ -217,17 +228,11 @@ class EmulatorClock:
 @contextmanager
 def timing_emulator(clock: EmulatorClock) -> Iterator[EmulatorClock]:
     """Every botocore client created inside this block adds its emulator time to `clock`."""
-    original = botocore.session.Session.create_client
 
-    def create_client(self: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, *args, **kwargs)
+    def instrument(client: Any) -> None:
         # first, so it runs before moto's own before-send handler answers the request
         client.meta.events.register_first("before-send", clock.before_send)
         client.meta.events.register("response-received", clock.response_received)
-        return client
 
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-    try:
+    with on_new_clients(instrument):
         yield clock
-    finally:
-        botocore.session.Session.create_client = original  # type: ignore[method-assign]
