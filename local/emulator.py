@@ -133,10 +133,12 @@ def fast_queries() -> None:
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         # moto passes index_name positionally; bind to find it wherever it is
         index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
-        if index_name or not self.range_key_attr:
-            return original(self, hash_key, *args, **kwargs)
-        partition = self.items.get(hash_key, {})
-        with lock:  # the partition view lives on the instance only for this call
+        # Every query holds the lock, index queries too: while a partition view shadows all_items,
+        # an index query on another server thread must not see it (it would miss other partitions).
+        with lock:
+            if index_name or not self.range_key_attr:
+                return original(self, hash_key, *args, **kwargs)
+            partition = self.items.get(hash_key, {})
             self.all_items = lambda: sorted(partition.values(), key=lambda item: item.range_key)
             try:
                 return original(self, hash_key, *args, **kwargs)

@@ -162,3 +162,83 @@ def test_an_index_query_is_left_to_moto(ranged: Any) -> None:
         ExpressionAttributeValues={":d": {"S": "DUE"}},
     )["Items"]
     assert [i["pk"]["S"] for i in got] == ["INC#1", "INC#2"]
+
+
+def test_an_index_query_on_another_thread_waits_for_a_partition_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+    import threading
+
+    from moto.dynamodb.models.table import Table
+
+    from local.emulator import fast_queries
+
+    # Given: while a base-table query has its partition view in place, another server thread
+    # starts an index query (the interleaving is forced here, not left to the scheduler)
+    monkeypatch.setattr(Table, "query", Table.query)
+    moto_query = Table.query
+    index_counts: list[int] = []
+    threads: list[threading.Thread] = []
+
+    @functools.wraps(moto_query)  # keeps moto's signature, which fast_queries reads index_name from
+    def interleaving(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        if "all_items" in vars(self) and not threads:  # inside a partition view
+            thread = threading.Thread(target=lambda: index_counts.append(index_query()))
+            threads.append(thread)
+            thread.start()
+            thread.join(timeout=0.5)  # it either finishes now (no lock) or waits for us
+        return moto_query(self, hash_key, *args, **kwargs)
+
+    monkeypatch.setattr(Table, "query", interleaving)
+    fast_queries()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="r",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "due_pk", "due_key")
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "DueIndex",
+                    "Projection": {"ProjectionType": "ALL"},
+                    "KeySchema": [
+                        {"AttributeName": "due_pk", "KeyType": "HASH"},
+                        {"AttributeName": "due_key", "KeyType": "RANGE"},
+                    ],
+                }
+            ],
+        )
+        for n, pk in enumerate(("INC#1", "INC#2")):
+            client.put_item(
+                TableName="r",
+                Item={
+                    "pk": {"S": pk},
+                    "sk": {"S": "META"},
+                    "due_pk": {"S": "DUE"},
+                    "due_key": {"S": f"2026-11-22T07:0{n}"},
+                },
+            )
+
+        def index_query() -> int:
+            return len(
+                client.query(
+                    TableName="r",
+                    IndexName="DueIndex",
+                    KeyConditionExpression="due_pk = :d",
+                    ExpressionAttributeValues={":d": {"S": "DUE"}},
+                )["Items"]
+            )
+
+        assert index_query() == 2  # the index answers both before anything interleaves
+        # When the base-table query runs
+        client.query(
+            TableName="r", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC#1"}}
+        )
+        threads[0].join(timeout=10)
+    # Then the index query still saw both incidents, not only the viewed partition
+    assert index_counts == [2]
