@@ -77,9 +77,6 @@ class CallLog:
     def units(self) -> tuple[float, float]:
         return sum(c.read_units for c in self.calls), sum(c.write_units for c in self.calls)
 
-    def by_service(self) -> Counter[str]:
-        return Counter(c.service for c in self.calls)
-
     # --- botocore hooks ---------------------------------------------------------------------
 
     def before_parameter_build(self, model: Any, params: dict[str, Any], **_: Any) -> None:

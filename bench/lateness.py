@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -124,7 +123,3 @@ def run(
             if items:
                 result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
     return result
-
-
-def summary(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), percentile(values, 0.99), max(values)

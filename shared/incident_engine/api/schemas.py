@@ -341,8 +341,3 @@ class NoteOut(BaseModel):
     type: str
     actor: str
     data: dict[str, Any]
-
-
-class ErrorOut(BaseModel):
-    error: str
-    message: str

@@ -126,7 +126,7 @@ class _Builder:
         self.put_record(EscalationRecord(self.incident.id, seq, level, loop, "pending", due, targets))
         token = new_token()
         self.set(
-            escalation=replace(cur, next_level=level, next_loop=loop, record_seq=seq, pending_seq=seq),
+            escalation=replace(cur, next_level=level, next_loop=loop, record_seq=seq),
             token=token,
             due_at=due,
         )
@@ -137,7 +137,7 @@ class _Builder:
         record = self.pending_record("cancelled")
         if record is not None:
             self.put_record(record)
-            self.set(escalation=replace(self.cursor(), next_level=None, pending_seq=None))
+            self.set(escalation=replace(self.cursor(), next_level=None))
         self.set(token=new_token(), due_at=None, snoozed_until=None)
         self.change.timer = None
 
@@ -196,7 +196,7 @@ class _Builder:
             if (target.channel, target.address) not in paged:
                 paged.append((target.channel, target.address))
         self.set(
-            escalation=replace(cur, level=level, loop=loop, next_level=None, pending_seq=None),
+            escalation=replace(cur, level=level, loop=loop, next_level=None),
             paged=tuple(paged),
         )
         self.event(

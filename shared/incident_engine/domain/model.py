@@ -25,7 +25,11 @@ class EscalationCursor:
     next_level: int | None = 0
     next_loop: int = 0
     record_seq: int = 0  # last escalation-record number handed out
-    pending_seq: int | None = None  # the record of the armed step, if any
+
+    @property
+    def pending_seq(self) -> int | None:
+        """The record of the armed step: arming always hands out the newest number."""
+        return self.record_seq if self.next_level is not None else None
 
     @property
     def policy_id(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -67,7 +67,6 @@ class Policy:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def matches(self, severity: Severity, service: str | None, team: str | None) -> bool:
         if self.severities and severity not in self.severities:

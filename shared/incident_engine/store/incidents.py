@@ -300,7 +300,6 @@ class IncidentRepository:
                     "next_level": cursor.next_level,
                     "next_loop": cursor.next_loop,
                     "record_seq": cursor.record_seq,
-                    "pending_seq": cursor.pending_seq,
                 }
                 if cursor
                 else None

@@ -9,7 +9,7 @@ from enum import StrEnum
 from incident_engine.domain import engine
 from incident_engine.domain.model import TimerMessage
 from incident_engine.observability import count, logger
-from incident_engine.usecases.dispatch import Dispatcher, delay_for
+from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.ports import Clock, IncidentStore, VersionConflict
 
 MAX_ATTEMPTS = 3
@@ -95,4 +95,4 @@ class EscalationTimerService:
         return ReconcileReport(rearmed, republished)
 
 
-__all__ = ["EscalationTimerService", "ReconcileReport", "RetryLater", "TimerOutcome", "delay_for"]
+__all__ = ["EscalationTimerService", "ReconcileReport", "RetryLater", "TimerOutcome"]
