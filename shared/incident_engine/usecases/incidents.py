@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from incident_engine.domain import engine
 from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
@@ -22,6 +23,7 @@ from incident_engine.usecases.ports import (
     VersionConflict,
 )
 
+T = TypeVar("T")
 MAX_ATTEMPTS = 5  # optimistic retries when another writer changed the incident first
 
 
@@ -78,16 +80,19 @@ class IncidentService:
         return self._store.list_page(flt, limit, cursor)
 
     def timeline(self, incident_id: str) -> list[TimelineEvent]:
-        self.get_incident(incident_id)
-        return self._store.timeline(incident_id)
+        return self._known(incident_id, self._store.timeline(incident_id))
 
     def escalations(self, incident_id: str) -> list[EscalationRecord]:
-        self.get_incident(incident_id)
-        return self._store.escalations(incident_id)
+        return self._known(incident_id, self._store.escalations(incident_id))
 
     def notifications(self, incident_id: str) -> list[Notification]:
-        self.get_incident(incident_id)
-        return self._store.notifications(incident_id)
+        return self._known(incident_id, self._store.notifications(incident_id))
+
+    def _known(self, incident_id: str, items: list[T]) -> list[T]:
+        """Items of an incident; only an empty answer costs the read that tells "none" from "no incident"."""
+        if not items:
+            self.get_incident(incident_id)
+        return items
 
     # --- lifecycle ----------------------------------------------------------------------------
 
