@@ -109,8 +109,11 @@ class Notification:
     created_at: datetime
     level: int | None = None
     loop: int | None = None
-    status: str = "pending"  # pending | sent
+    # pending | sent | superseded (a terminal change came first) | parked (kept failing)
+    status: str = "pending"
     sent_at: datetime | None = None
+    attempts: int = 0  # failed publish attempts so far
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,5 +137,10 @@ class Change:
     records: list[EscalationRecord] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
     timer: TimerMessage | None = None
-    claim_dedup_key: bool = False
+    # Unsent page rows that a terminal change retires, so no page follows the closure notice.
+    superseded: list[Notification] = field(default_factory=list)
+    # The nonce of this request's claim on the incident's dedup key (bound to it on create).
+    dedup_claim: str | None = None
     release_dedup_key: bool = False
+    # The claimed Idempotency-Key item this create answers, and the answer's status code.
+    idempotency: tuple[str, str, int] | None = None  # (key hash, nonce, status code)

@@ -6,7 +6,8 @@ Incidents table (single-table):
   INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
   INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending)
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
-  DEDUP#<key> / DEDUP       which incident currently holds a dedup key
+  DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
+  IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
@@ -126,9 +127,11 @@ class OutboxItem(_IncidentsTable):
     attributes = JSONAttribute()
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
-    status = UnicodeAttribute()
+    status = UnicodeAttribute()  # pending | sent | superseded | parked
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(null=True)  # failed publish attempts
+    last_error = UnicodeAttribute(null=True)
     pending_pk = UnicodeAttribute(null=True)
     pending_key = UnicodeAttribute(null=True)
 
@@ -140,9 +143,25 @@ class CounterItem(_IncidentsTable):
 
 
 class DedupItem(_IncidentsTable):
-    incident_id = UnicodeAttribute()
+    """Which incident holds a dedup key. Claimed (with a nonce, no incident yet) before the
+    incident number is drawn, so a trigger that loses the race never burns a number."""
+
+    incident_id = UnicodeAttribute(null=True)
     active = BooleanAttribute()
     claimed_at = UnicodeAttribute()
+    nonce = UnicodeAttribute(null=True)
+    dedup_key = UnicodeAttribute(null=True)
+
+
+class IdempotencyItem(_IncidentsTable):
+    """A client's Idempotency-Key for a create: claimed first, then bound to the answer."""
+
+    request_hash = UnicodeAttribute()
+    nonce = UnicodeAttribute()
+    claimed_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    incident_id = UnicodeAttribute(null=True)
+    status_code = NumberAttribute(null=True)
 
 
 class ConfigItem(Model):
@@ -178,6 +197,7 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     OutboxItem,
     CounterItem,
     DedupItem,
+    IdempotencyItem,
 )
 CONFIG_MODELS: tuple[type[Model], ...] = (ConfigItem, PolicyItem, DefaultPolicyItem)
 
