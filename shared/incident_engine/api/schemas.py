@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
 
 from incident_engine.domain.engine import sla_deadlines
 from incident_engine.domain.lifecycle import allowed_actions
@@ -22,6 +22,7 @@ Email = Annotated[
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
 
+MAX_URL_LENGTH = 2_048
 MAX_LEVELS = 10
 MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
 
@@ -71,9 +72,16 @@ class UserTargetIn(_In):
     email: Email
 
 
+def _bounded_url(url: AnyHttpUrl) -> AnyHttpUrl:
+    # Measured after normalisation: each non-ASCII character becomes 6 bytes of %-escapes.
+    if len(str(url)) > MAX_URL_LENGTH:
+        raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters once encoded")
+    return url
+
+
 class WebhookTargetIn(_In):
     type: Literal["webhook"]
-    url: AnyHttpUrl
+    url: Annotated[AnyHttpUrl, AfterValidator(_bounded_url)]
 
 
 TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")]
@@ -273,11 +281,13 @@ class NotificationOut(BaseModel):
     loop: int | None
     recipient: str
     channel: str
-    status: str
+    status: str = Field(description="pending | sent | superseded (closed first) | parked (kept failing)")
     dedup_id: str
     subject: str
     created_at: str
     sent_at: str | None
+    attempts: int = Field(description="Failed publish attempts")
+    last_error: str | None
 
     @staticmethod
     def of(n: Notification) -> NotificationOut:
@@ -292,6 +302,8 @@ class NotificationOut(BaseModel):
             subject=n.subject,
             created_at=to_iso(n.created_at),
             sent_at=_t(n.sent_at),
+            attempts=n.attempts,
+            last_error=n.last_error,
         )
 
 

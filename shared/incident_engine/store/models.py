@@ -15,6 +15,7 @@ Config table:
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pynamodb.attributes import (
@@ -26,6 +27,17 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+
+
+class JSONText(JSONAttribute):
+    """JSON stored as UTF-8 text. PynamoDB's own escapes every non-ASCII character as
+    ``\\uXXXX`` (six bytes for one), which can triple an item against DynamoDB's 400 KB."""
+
+    def serialize(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
 
 LIST_PARTITION = "INCIDENT"
 DUE_PARTITION = "DUE"
@@ -76,15 +88,15 @@ class IncidentItem(_IncidentsTable):
     service = UnicodeAttribute(null=True)
     team = UnicodeAttribute(null=True)
     source = UnicodeAttribute(null=True)
-    labels = JSONAttribute(null=True)
+    labels = JSONText(null=True)
     dedup_key = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
-    lifecycle = JSONAttribute(null=True)  # who/when of ack, resolve, cancel, snooze
-    escalation = JSONAttribute(null=True)
+    lifecycle = JSONText(null=True)  # who/when of ack, resolve, cancel, snooze
+    escalation = JSONText(null=True)
     token = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
-    paged = JSONAttribute(null=True)
+    paged = JSONText(null=True)
     version = NumberAttribute()
     # index keys: list_pk/created_key always; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
@@ -101,7 +113,7 @@ class TimelineItem(_IncidentsTable):
     at = UnicodeAttribute()
     type = UnicodeAttribute()
     actor = UnicodeAttribute()
-    data = JSONAttribute(null=True)
+    data = JSONText(null=True)
 
 
 class EscalationRecordItem(_IncidentsTable):
@@ -113,7 +125,7 @@ class EscalationRecordItem(_IncidentsTable):
     scheduled_at = UnicodeAttribute()
     executed_at = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
-    targets = JSONAttribute()
+    targets = JSONText()
 
 
 class OutboxItem(_IncidentsTable):
@@ -124,7 +136,7 @@ class OutboxItem(_IncidentsTable):
     channel = UnicodeAttribute()
     subject = UnicodeAttribute()
     message = UnicodeAttribute()
-    attributes = JSONAttribute()
+    attributes = JSONText()
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
     status = UnicodeAttribute()  # pending | sent | superseded | parked
@@ -177,7 +189,7 @@ class ConfigItem(Model):
 
 class PolicyItem(ConfigItem, discriminator="policy"):
     name = UnicodeAttribute()
-    body = JSONAttribute()  # levels, repeat, filters
+    body = JSONText()  # levels, repeat, filters
     enabled = BooleanAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()

@@ -76,7 +76,7 @@ class Dispatcher:
             count("NotificationsParked", len(parked))
             logger.error(
                 "notifications parked after repeated publish failures",
-                extra={"dedup_ids": [n.dedup_id for n in parked]},
+                extra={"incident_ids": sorted({n.incident_id for n in parked}), "count": len(parked)},
             )
 
     def arm(self, timer: TimerMessage) -> bool:
