@@ -345,3 +345,27 @@ def test_a_fire_cancelled_for_contention_fires_once_on_redelivery(
     timers.deliver()
     assert pages(tap) == Counter({"a@example.com": 1, "b@example.com": 1})
     assert json.dumps(timers.depth()) == json.dumps({"visible": 0, "delayed": 0, "in_flight": 0})
+
+
+def test_a_create_cancelled_for_contention_keeps_its_number_and_sends_a_new_request_token(
+    api: Api, aws: LocalStack, tap: Tap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB cancels the create's transaction once (another writer held an item)
+    _conflict_once(monkeypatch, [{"Code": "TransactionConflict"}])
+    tokens: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation == "TransactWriteItems":
+            tokens.append(kwargs["ClientRequestToken"])
+        return original(self, operation, kwargs)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    # When an incident is created
+    body = api.ok("POST", "/incidents", {"title": "x", "severity": "P2"}, expect=201)
+    # Then it took the first number, and the retry was a new request (a token names one request)
+    assert body["id"] == "INC-20261122-001"
+    assert len(tokens) == 2 and tokens[0] != tokens[1]
+    assert (
+        api.ok("POST", "/incidents", {"title": "y", "severity": "P2"}, expect=201)["id"] == "INC-20261122-002"
+    )

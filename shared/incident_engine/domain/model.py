@@ -144,3 +144,6 @@ class Change:
     release_dedup_key: bool = False
     # The claimed Idempotency-Key item this create answers, and the answer's status code.
     idempotency: tuple[str, str, int] | None = None  # (key hash, nonce, status code)
+    # Bumped when the same change is sent again after DynamoDB cancelled it: a new request
+    # then gets a new ClientRequestToken (a token names one request, byte for byte).
+    attempt: int = 0

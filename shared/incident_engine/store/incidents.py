@@ -83,7 +83,7 @@ def incident_pk(incident_id: str) -> str:
 def _request_token(change: Change) -> str:
     """ClientRequestToken (at most 36 characters): the same for every retry of one change."""
     incident = change.incident
-    seed = f"{incident.id}/{incident.version}/{incident.token}/{to_key(incident.updated_at)}"
+    seed = f"{incident.id}/{incident.version}/{incident.token}/{to_key(incident.updated_at)}/{change.attempt}"
     return hashlib.sha256(seed.encode()).hexdigest()[:36]
 
 

@@ -138,6 +138,7 @@ class IncidentService:
                 return
             except TransientConflict:
                 back_off(attempt)  # nothing was written: the same change (same number) again
+                change.attempt += 1
             except (DedupKeyTaken, IdempotencyKeyTaken):
                 # Our claim went stale and was taken over while we worked: let the client retry.
                 raise Conflict(
