@@ -124,6 +124,7 @@ def main() -> int:
     )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
+    os.environ.setdefault("ALLOW_PRIVATE_TARGETS", "true")  # receivers on this machine
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 

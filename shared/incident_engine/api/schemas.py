@@ -4,25 +4,72 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from incident_engine.domain.engine import sla_deadlines
 from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Level, Policy, Repeat, Target
 from incident_engine.domain.severity import Severity
+from incident_engine.domain.text import block_problem, line_problem
 from incident_engine.domain.timefmt import to_iso
+from incident_engine.domain.urls import UrlRefused, check_url
+from incident_engine.settings import get_settings
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _one_line(value: str) -> str:
+    problem = line_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _free_text(value: str) -> str:
+    problem = block_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Every string a client sends is bounded, and one-line strings carry no control, invisible or
+# direction-changing characters (they end up in pages, subjects and logs).
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+]
+Actor = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=254,
+        # A practical subset of RFC 5321: no quoting, no comments, no angle brackets or NULs.
+        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+    ),
 ]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-LabelValue = Annotated[str, StringConstraints(max_length=256)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line)]
+LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_one_line)]
+FreeText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_free_text)]
+Minutes = Annotated[float, Field(strict=True)]  # a JSON number: never "5", never true
 
 MAX_URL_LENGTH = 2_048
+# A wait is 0 (at once) or at least 3 seconds: 1e-300 minutes is a typo, not a policy.
+MIN_DELAY_MINUTES = 0.05
 MAX_LEVELS = 10
 MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
 
@@ -32,13 +79,15 @@ class _In(BaseModel):
 
 
 class IncidentCreate(_In):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    title: Title
     severity: Severity
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    description: FreeText | None = None
     service: Name | None = None
     team: Name | None = None
     source: Name | None = None
-    dedup_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    dedup_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_one_line)] | None
+    ) = None
     labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=50)] = Field(default_factory=dict)
     policy_id: Name | None = None
 
@@ -48,22 +97,28 @@ class ActorIn(_In):
 
 
 class SnoozeIn(_In):
-    minutes: int = Field(ge=1, le=10_080, description="How long to pause paging, 1 minute to 7 days")
+    minutes: StrictInt = Field(ge=1, le=10_080, description="How long to pause paging, 1 minute to 7 days")
     by: Actor | None = None
 
 
 class ResolveIn(_In):
     by: Actor | None = None
-    resolution_note: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+    resolution_note: (
+        Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None
+    ) = None
 
 
 class CancelIn(_In):
     by: Actor | None = None
-    reason: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None = None
 
 
 class NoteIn(_In):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    text: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
+        AfterValidator(_free_text),
+    ]
     by: Actor | None = None
 
 
@@ -76,6 +131,10 @@ def _bounded_url(url: AnyHttpUrl) -> AnyHttpUrl:
     # Measured after normalisation: each non-ASCII character becomes 6 bytes of %-escapes.
     if len(str(url)) > MAX_URL_LENGTH:
         raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters once encoded")
+    try:
+        check_url(str(url), allow_private=get_settings().allow_private_targets)
+    except UrlRefused as exc:
+        raise ValueError(str(exc)) from None
     return url
 
 
@@ -88,17 +147,23 @@ TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")
 
 
 class LevelIn(_In):
-    delay_minutes: float = Field(
+    delay_minutes: Minutes = Field(
         ge=0,
         le=10_080,
         description="Wait after the previous level fired (level 0: after the trigger). Fractions allowed.",
     )
     targets: Annotated[list[TargetIn], Field(min_length=1, max_length=MAX_TARGETS_PER_LEVEL)]
 
+    @model_validator(mode="after")
+    def _sane_delay(self) -> LevelIn:
+        if 0 < self.delay_minutes < MIN_DELAY_MINUTES:
+            raise ValueError(f"delay_minutes must be 0 or at least {MIN_DELAY_MINUTES} (3 seconds)")
+        return self
+
 
 class RepeatIn(_In):
-    max_repeats: int = Field(ge=1, le=20)
-    interval_minutes: float = Field(gt=0, le=10_080)
+    max_repeats: StrictInt = Field(ge=1, le=20)
+    interval_minutes: Minutes = Field(ge=MIN_DELAY_MINUTES, le=10_080)
 
 
 class PolicyIn(_In):
@@ -108,7 +173,7 @@ class PolicyIn(_In):
     severities: list[Severity] | None = None
     service: Name | None = None
     team: Name | None = None
-    is_default: bool = False
+    is_default: StrictBool = False
 
     def to_domain(self) -> Policy:
         return Policy(
