@@ -13,10 +13,12 @@ from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.services import ServiceRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.policies import PolicyService
+from incident_engine.usecases.services import ServiceCatalog
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Services:
     settings: Settings
     incidents: IncidentRepository
     policies_store: PolicyRepository
+    services_store: ServiceRepository
     dispatcher: Dispatcher
     clock: SystemClock
 
@@ -38,6 +41,9 @@ class Services:
 
     def policy_service(self) -> PolicyService:
         return PolicyService(self.policies_store, self.clock)
+
+    def service_catalog(self) -> ServiceCatalog:
+        return ServiceCatalog(self.services_store, self.policies_store, self.clock)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
@@ -66,8 +72,21 @@ def services() -> Services:
         settings=settings,
         incidents=incidents,
         policies_store=PolicyRepository(settings.region, settings.endpoint_url),
+        services_store=ServiceRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
+    )
+
+
+@lru_cache(maxsize=1)
+def credential_catalog() -> ServiceCatalog:
+    """Only what the authorizer needs to look a key up: no SQS or SNS client is built."""
+    settings = get_settings()
+    bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
+    return ServiceCatalog(
+        ServiceRepository(settings.region, settings.endpoint_url),
+        PolicyRepository(settings.region, settings.endpoint_url),
+        SystemClock(),
     )
 
 
@@ -77,5 +96,6 @@ def reset_services() -> None:
     from incident_engine.settings import reset_settings
 
     services.cache_clear()
+    credential_catalog.cache_clear()
     forget_clients()
     reset_settings()

@@ -11,6 +11,8 @@ Incidents table (single-table):
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
+  SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
+  CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
 """
 
 from __future__ import annotations
@@ -201,6 +203,39 @@ class DefaultPolicyItem(ConfigItem, discriminator="default_policy"):
     updated_at = UnicodeAttribute()
 
 
+class ServiceItem(ConfigItem, discriminator="service"):
+    """SERVICE / <service id>: one partition, so one Query reads every service (alarm routing)."""
+
+    name = UnicodeAttribute()
+    body = JSONText()  # team_id, policy_id, default_severity, alarm_name_prefixes, auto_resolve, ...
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
+class IntegrationKeyItem(ConfigItem, discriminator="integration_key"):
+    """SERVICE / <service id>#KEY#<key id>: the list entry of a key (prefix, never the key)."""
+
+    service_id = UnicodeAttribute()
+    key_id = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()  # SHA-256 of a 128-bit random key: not reversible
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+class CredentialItem(ConfigItem, discriminator="credential"):
+    """CRED#<sha256 of the secret> / CRED: what the authorizer looks a presented secret up by."""
+
+    principal_kind = UnicodeAttribute()
+    name = UnicodeAttribute()
+    service_id = UnicodeAttribute(null=True)
+    key_id = UnicodeAttribute()
+    revoked = BooleanAttribute()
+    created_at = UnicodeAttribute()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -211,7 +246,14 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     DedupItem,
     IdempotencyItem,
 )
-CONFIG_MODELS: tuple[type[Model], ...] = (ConfigItem, PolicyItem, DefaultPolicyItem)
+CONFIG_MODELS: tuple[type[Model], ...] = (
+    ConfigItem,
+    PolicyItem,
+    DefaultPolicyItem,
+    ServiceItem,
+    IntegrationKeyItem,
+    CredentialItem,
+)
 
 
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:

@@ -46,6 +46,15 @@ class IdempotencyRecord:
     status_code: int | None
 
 
+@dataclass(frozen=True)
+class StoredCredential:
+    kind: str  # "integration" (API tokens come with the scoped-token work)
+    name: str
+    service_id: str | None
+    key_id: str
+    revoked: bool
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
