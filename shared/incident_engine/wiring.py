@@ -37,6 +37,7 @@ class Services:
             self.dispatcher,
             self.clock,
             self.settings.public_api_url or base_url,
+            self.services_store,
         )
 
     def policy_service(self) -> PolicyService:

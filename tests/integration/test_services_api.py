@@ -103,7 +103,7 @@ def test_keys_are_added_and_revoked_and_a_revoked_key_stops_working(api: Api, aw
     )
     assert api.call("DELETE", f"/services/{svc['id']}/integration-keys/key_nope")[0] == 404
     keys = api.ok("GET", f"/services/{svc['id']}")["integration_keys"]
-    assert [(k["id"], k["active"]) for k in keys] == [(first_id, False), (second["id"], True)]
+    assert {k["id"]: k["active"] for k in keys} == {first_id: False, second["id"]: True}
 
 
 @pytest.mark.parametrize(
@@ -133,3 +133,35 @@ def test_the_authorizer_names_the_integration_and_its_service(api: Api, aws: Loc
         event["authorizationToken"] = f"Bearer {unknown}"
         with pytest.raises(Exception, match=r"^Unauthorized$"):
             invoke(aws.function("AuthorizerFunction"), event)
+
+
+def test_an_incident_on_a_service_takes_its_policy_team_and_name(api: Api, tap: Any) -> None:
+    # Given a default policy paging A, and a service whose own policy pages B
+    def one_level(name: str, email: str, default: bool) -> dict[str, Any]:
+        level = {"delay_minutes": 0, "targets": [{"type": "user", "email": email}]}
+        return api.ok(
+            "POST", "/policies", {"name": name, "levels": [level], "is_default": default}, expect=201
+        )
+
+    one_level("default", "a@example.com", True)
+    own = one_level("checkout on-call", "b@example.com", False)
+    svc = create(api, policy_id=own["id"], team_id="payments")
+    # When an incident is opened on the service
+    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1", "service_id": svc["id"]}, expect=201)
+    # Then it carries the service, follows the service's policy, and pages B
+    assert (inc["service_id"], inc["service"], inc["team"]) == (svc["id"], "checkout", "payments")
+    assert inc["escalation"]["policy_id"] == own["id"]
+    assert [m["attributes"]["recipient"] for m in tap.messages()] == ["b@example.com"]
+    # and an unknown or disabled service is a 422 naming service_id
+    assert api.call("POST", "/incidents", {"title": "x", "severity": "P1", "service_id": "svc_nope"})[1][
+        "field"
+    ] == ("service_id")
+
+
+def test_a_dedup_key_is_scoped_to_its_service(api: Api) -> None:
+    one, two = create(api), api.ok("POST", "/services", {"name": "search"}, expect=201)
+    body = {"title": "disk full", "severity": "P2", "dedup_key": "host-7/disk"}
+    first = api.ok("POST", "/incidents", {**body, "service_id": one["id"]}, expect=201)
+    other = api.ok("POST", "/incidents", {**body, "service_id": two["id"]}, expect=201)
+    again = api.ok("POST", "/incidents", {**body, "service_id": one["id"]}, expect=200)
+    assert first["id"] != other["id"] and again["id"] == first["id"]

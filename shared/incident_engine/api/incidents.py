@@ -72,6 +72,7 @@ def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
         severity=body.severity,
         description=body.description,
         service=body.service,
+        service_id=body.service_id,
         team=body.team,
         source=body.source,
         labels=dict(body.labels),

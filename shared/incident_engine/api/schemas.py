@@ -83,6 +83,10 @@ class IncidentCreate(_In):
     severity: Severity
     description: FreeText | None = None
     service: Name | None = None
+    service_id: Name | None = Field(
+        default=None,
+        description="A service from /services: its policy and team apply, its name is the service",
+    )
     team: Name | None = None
     source: Name | None = None
     dedup_key: (
@@ -228,6 +232,7 @@ class IncidentOut(BaseModel):
     severity: Severity
     status: str
     service: str | None
+    service_id: str | None
     team: str | None
     source: str | None
     labels: dict[str, str]
@@ -258,6 +263,7 @@ class IncidentOut(BaseModel):
             severity=i.severity,
             status=i.status.value,
             service=i.service,
+            service_id=i.service_id,
             team=i.team,
             source=i.source,
             labels=i.labels,

@@ -41,6 +41,7 @@ class NewIncident:
     severity: Severity
     description: str | None = None
     service: str | None = None
+    service_id: str | None = None
     team: str | None = None
     source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -330,6 +331,7 @@ def open_incident(
         updated_at=now,
         description=new.description,
         service=new.service,
+        service_id=new.service_id,
         team=new.team,
         source=new.source,
         labels=dict(new.labels),

@@ -17,3 +17,11 @@ def key_part(value: str) -> str:
     if len(raw) <= MAX_READABLE_BYTES and value.isprintable():
         return value
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def dedup_scope(service_id: str | None, dedup_key: str) -> str:
+    """At most one active incident per (service, dedup key): the key as its service sees it.
+
+    The separator is a control character, which no accepted dedup key contains, so two scopes
+    can never spell the same string."""
+    return f"{service_id}\x1f{dedup_key}" if service_id else dedup_key

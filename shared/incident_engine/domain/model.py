@@ -50,6 +50,7 @@ class Incident:
     updated_at: datetime
     description: str | None = None
     service: str | None = None
+    service_id: str | None = None  # the service the incident is about (alerts always have one)
     team: str | None = None
     source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)

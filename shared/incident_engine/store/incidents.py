@@ -17,7 +17,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from incident_engine.domain.errors import InvalidInput
-from incident_engine.domain.keys import key_part
+from incident_engine.domain.keys import dedup_scope, key_part
 from incident_engine.domain.lifecycle import Status
 from incident_engine.domain.model import (
     Change,
@@ -157,7 +157,7 @@ class IncidentRepository:
                 roles.append("incident")
                 if change.dedup_claim and incident.dedup_key:
                     tx.update(
-                        self._dedup_key(incident.dedup_key),
+                        self._dedup_key(dedup_scope(incident.service_id, incident.dedup_key)),
                         actions=[
                             DedupItem.incident_id.set(incident.id),
                             DedupItem.claimed_at.set(to_key(incident.updated_at)),
@@ -201,7 +201,7 @@ class IncidentRepository:
                     roles.append("superseded")
                 if change.release_dedup_key and incident.dedup_key:
                     tx.update(
-                        self._dedup_key(incident.dedup_key),
+                        self._dedup_key(dedup_scope(incident.service_id, incident.dedup_key)),
                         actions=[DedupItem.active.set(False)],
                         condition=DedupItem.incident_id == incident.id,
                     )
@@ -540,6 +540,7 @@ class IncidentRepository:
             severity=incident.severity.value,
             status=incident.status.value,
             service=incident.service,
+            service_id=incident.service_id,
             team=incident.team,
             source=incident.source,
             labels=incident.labels or None,
@@ -585,6 +586,7 @@ class IncidentRepository:
             updated_at=parse_iso(item.updated_at),
             description=item.description,
             service=item.service,
+            service_id=item.service_id,
             team=item.team,
             source=item.source,
             labels=dict(item.labels or {}),

@@ -88,6 +88,7 @@ class IncidentItem(_IncidentsTable):
     severity = UnicodeAttribute()
     status = UnicodeAttribute()
     service = UnicodeAttribute(null=True)
+    service_id = UnicodeAttribute(null=True)
     team = UnicodeAttribute(null=True)
     source = UnicodeAttribute(null=True)
     labels = JSONText(null=True)

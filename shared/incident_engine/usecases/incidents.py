@@ -6,15 +6,17 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from incident_engine.domain import engine
 from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
+from incident_engine.domain.keys import dedup_scope
 from incident_engine.domain.lifecycle import TERMINAL
 from incident_engine.domain.model import Change, EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Policy, select_policy
+from incident_engine.domain.services import Service
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.dispatch import Dispatcher, back_off
 from incident_engine.usecases.ports import (
@@ -30,6 +32,12 @@ from incident_engine.usecases.ports import (
 )
 
 T = TypeVar("T")
+
+
+class ServiceLookup(Protocol):
+    def get(self, service_id: str) -> Service | None: ...
+
+
 MAX_ATTEMPTS = 5  # optimistic retries when another writer changed the incident first
 
 
@@ -67,9 +75,11 @@ class IncidentService:
         dispatcher: Dispatcher,
         clock: Clock,
         base_url: str | None,
+        services: ServiceLookup | None = None,
     ) -> None:
         self._store = store
         self._policies = policies
+        self._services = services
         self._dispatcher = dispatcher
         self._clock = clock
         self._base_url = base_url
@@ -108,15 +118,17 @@ class IncidentService:
         idempotency: IdempotencyRequest | None,
         idempotency_claim: str | None,
     ) -> CreateResult:
+        new, service = self._with_service(new)
         dedup_claim: str | None = None
-        if new.dedup_key:
-            joined, dedup_claim = self._join_or_claim(new.dedup_key, actor)
+        scope = dedup_scope(new.service_id, new.dedup_key) if new.dedup_key else None
+        if new.dedup_key and scope:
+            joined, dedup_claim = self._join_or_claim(scope, new.dedup_key, actor)
             if joined is not None:
                 if idempotency is not None and idempotency_claim is not None:
                     self._store.bind_idempotency_key(idempotency.key_hash, idempotency_claim, joined.id, 200)
                 return CreateResult(joined, created=False)
         try:
-            policy = self._policy_for(new, policy_id)
+            policy = self._policy_for(new, policy_id, service)
             now = self._clock.now()
             # The number is drawn only once the dedup key is ours: a lost race burns none.
             incident_id = self._store.allocate_id(now)
@@ -125,8 +137,8 @@ class IncidentService:
                 change.idempotency = (idempotency.key_hash, idempotency_claim, 201)
             self._commit_new(change)
         except Exception:
-            if new.dedup_key and dedup_claim:
-                self._store.release_dedup_claim(new.dedup_key, dedup_claim)
+            if scope and dedup_claim:
+                self._store.release_dedup_claim(scope, dedup_claim)
             raise
         self._dispatcher.after_commit(change)
         return CreateResult(change.incident, created=True)
@@ -146,10 +158,10 @@ class IncidentService:
                 ) from None
         raise Conflict("the store is too busy to open the incident now; retry", id=change.incident.id)
 
-    def _join_or_claim(self, dedup_key: str, actor: str) -> tuple[Incident | None, str | None]:
+    def _join_or_claim(self, scope: str, dedup_key: str, actor: str) -> tuple[Incident | None, str | None]:
         """The active incident holding the key (joined), or a fresh claim on it (its nonce)."""
         for _ in range(CLAIM_POLLS):
-            holder = self._store.dedup_holder(dedup_key)
+            holder = self._store.dedup_holder(scope)
             now = self._clock.now()
             if holder is not None and holder.incident_id is not None:
                 existing = self._existing_for(holder.incident_id, dedup_key, actor)
@@ -158,7 +170,7 @@ class IncidentService:
             if holder is None or holder.incident_id is not None or now - holder.claimed_at > CLAIM_STALE:
                 nonce = secrets.token_hex(8)
                 try:
-                    self._store.claim_dedup_key(dedup_key, nonce, now, CLAIM_STALE)
+                    self._store.claim_dedup_key(scope, nonce, now, CLAIM_STALE)
                 except DedupKeyTaken:
                     continue  # another trigger claimed it first: join it on the next look
                 return None, nonce
@@ -279,7 +291,23 @@ class IncidentService:
         )
         return incident
 
-    def _policy_for(self, new: engine.NewIncident, policy_id: str | None) -> Policy | None:
+    def _with_service(self, new: engine.NewIncident) -> tuple[engine.NewIncident, Service | None]:
+        """The incident as its service shapes it: the service's name, and its team unless given."""
+        if new.service_id is None:
+            return new, None
+        service = self._services.get(new.service_id) if self._services else None
+        if service is None or not service.enabled:
+            raise InvalidInput("service_id", f"no enabled service has id {new.service_id}")
+        return replace(new, service=new.service or service.name, team=new.team or service.team_id), service
+
+    def _policy_for(
+        self, new: engine.NewIncident, policy_id: str | None, service: Service | None = None
+    ) -> Policy | None:
+        if policy_id is None and service is not None and service.policy_id:
+            # The service's own policy comes first; a disabled one falls back to routing.
+            chosen = self._policies.get(service.policy_id)
+            if chosen is not None and chosen.enabled:
+                return chosen
         if policy_id is None:
             return self._select(new.severity, new.service, new.team)
         policy = self._policies.get(policy_id)
