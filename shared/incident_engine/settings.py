@@ -29,6 +29,8 @@ class Settings:
     reconcile_batch: int = 500
     # Webhooks to private, loopback or plain-http addresses: the local stack's receivers only.
     allow_private_targets: bool = False
+    # The webhook sender's own queue (to delay a retry); set on that function only.
+    webhook_queue_url: str = ""
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -56,6 +58,7 @@ def get_settings() -> Settings:
         reconcile_grace_seconds=_number("RECONCILE_GRACE_SECONDS", "20", 0),
         reconcile_batch=int(_number("RECONCILE_BATCH", "500", 1)),
         allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
+        webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
     )
 
 

@@ -83,23 +83,42 @@ def assert_every_item_fits(stack: LocalStack) -> int:
     return len(items)
 
 
-def test_a_level_paging_a_2000_character_url_is_stored_and_fires(
+def test_a_webhook_with_a_2000_character_url_is_stored_and_its_levels_fire(
     api: Api, aws: LocalStack, timers: Timers, tap: Tap, clock
 ) -> None:
-    # Given a policy whose levels 0 and 1 page a webhook whose URL is 2,026 characters long
-    policy(api, [[{"type": "webhook", "url": LONG_URL}], [{"type": "webhook", "url": LONG_URL + "/1"}]])
+    # Given webhooks whose URLs are 2,026 characters long, paged by levels 0 and 1
+    hooks = [
+        api.ok("POST", "/webhooks", {"name": f"w{n}", "url": LONG_URL + f"/{n}"}, expect=201) for n in (0, 1)
+    ]
+    policy(api, [[{"type": "webhook", "webhook_id": h["id"]}] for h in hooks])
     # When an incident opens and level 1 comes due
     status, body = api.call("POST", "/incidents", {"title": "long url", "severity": "P1"})
     assert status == 201, body
     clock.shift(3)
     timers.deliver()
-    # Then both levels fired once, their rows are sent, and no key broke DynamoDB's limits
-    assert pages(tap) == Counter({LONG_URL: 1, LONG_URL + "/1": 1})
+    # Then both levels fired once, their rows are sent, and every key fits DynamoDB's limits
+    assert pages(tap) == Counter({hooks[0]["id"]: 1, hooks[1]["id"]: 1})
     rows = api.ok("GET", f"/incidents/{body['id']}/notifications")["items"]
     assert [r["status"] for r in rows] == ["sent", "sent"]
-    assert all(len(r["dedup_id"].encode()) < 200 for r in rows)
     assert api.ok("GET", f"/incidents/{body['id']}")["escalation"]["level"] == 1
     assert timers.depth()["visible"] == 0
+    assert assert_every_item_fits(aws) > 0
+
+
+def test_a_2000_character_recipient_still_gets_a_bounded_dedup_id() -> None:
+    # Whatever a target's address holds (here 2,000 multibyte characters), its keys stay bounded.
+    from datetime import UTC, datetime
+
+    from incident_engine.domain import engine
+    from incident_engine.domain.policy import Level, Policy, Target
+    from incident_engine.domain.severity import Severity
+
+    address = "€" * 2_000
+    policy_ = Policy("pol_1", "p", (Level(0, (Target("user", address),)),))
+    new = engine.NewIncident(title="x", severity=Severity.P1)
+    change = engine.open_incident("INC-20261122-001", new, policy_, datetime.now(UTC), "api", None)
+    [row] = change.outbox
+    assert row.recipient == address and len(row.dedup_id.encode()) < 200
 
 
 def test_long_or_odd_dedup_keys_never_answer_500(api: Api) -> None:
@@ -118,11 +137,13 @@ def test_long_or_odd_dedup_keys_never_answer_500(api: Api) -> None:
 def test_every_item_of_the_largest_incident_fits_dynamodb(
     api: Api, aws: LocalStack, timers: Timers, tap: Tap, clock
 ) -> None:
-    # Given the largest policy the schema accepts: 10 levels of 5 long multibyte targets
-    levels = [
-        [{"type": "webhook", "url": f"https://h{lv}-{n}.example.com/" + "é" * 330} for n in range(5)]
-        for lv in range(10)
-    ]
+    # Given the largest policy the schema accepts: 10 levels of 5 targets of the longest e-mail
+    def longest_email(lv: int, n: int) -> str:  # 254 characters, the most the schema takes
+        local = f"{lv}{n}" + "x" * 62
+        domain = "d" * 63 + "." + "e" * 63 + "." + "f" * (254 - len(local) - 1 - 63 - 1 - 63 - 1 - 4) + ".com"
+        return f"{local}@{domain}"
+
+    levels = [[{"type": "user", "email": longest_email(lv, n)} for n in range(5)] for lv in range(10)]
     policy(api, levels)
     # and the largest incident: every text field at its limit, in 3-byte characters
     incident = {

@@ -128,9 +128,8 @@ def test_odd_email_targets_are_refused(api: Api, email: str) -> None:
     ],
 )
 def test_webhook_urls_that_reach_inside_or_carry_credentials_are_refused(api: Api, url: str) -> None:
-    body = policy_with(levels=[{"delay_minutes": 0, "targets": [{"type": "webhook", "url": url}]}])
-    status, answer = api.call("POST", "/policies", body)
-    assert status == 422 and answer["field"].startswith("levels.0.targets.0"), (url, answer)
+    status, answer = api.call("POST", "/webhooks", {"name": "w", "url": url})
+    assert status == 422 and answer["field"] == "url", (url, answer)
     assert "user:secret" not in str(answer)  # the credentials are never echoed back
 
 
@@ -142,14 +141,9 @@ def test_private_targets_are_allowed_where_the_deployment_says_so(
     monkeypatch.setenv("ALLOW_PRIVATE_TARGETS", "true")
     reset_settings()
     try:
-        ok = policy_with(
-            levels=[{"delay_minutes": 0, "targets": [{"type": "webhook", "url": "http://127.0.0.1:9/h"}]}]
-        )
-        api.ok("POST", "/policies", ok, expect=201)
-        metadata = policy_with(
-            levels=[{"delay_minutes": 0, "targets": [{"type": "webhook", "url": "http://169.254.169.254/"}]}]
-        )
-        assert api.call("POST", "/policies", metadata)[0] == 422  # never, whatever the setting
+        api.ok("POST", "/webhooks", {"name": "local", "url": "http://127.0.0.1:9/h"}, expect=201)
+        # metadata addresses never, whatever the setting
+        assert api.call("POST", "/webhooks", {"name": "m", "url": "http://169.254.169.254/"})[0] == 422
     finally:
         monkeypatch.delenv("ALLOW_PRIVATE_TARGETS")
         reset_settings()

@@ -144,7 +144,19 @@ def _bounded_url(url: AnyHttpUrl) -> AnyHttpUrl:
 
 class WebhookTargetIn(_In):
     type: Literal["webhook"]
-    url: Annotated[AnyHttpUrl, AfterValidator(_bounded_url)]
+    webhook_id: Name | None = Field(default=None, description="A webhook registered with POST /webhooks")
+    url: Any = Field(default=None, description="Retired: register the URL with POST /webhooks")
+
+    @model_validator(mode="after")
+    def _registered(self) -> WebhookTargetIn:
+        if self.url is not None:
+            raise ValueError(
+                "inline webhook URLs are retired: register the URL with POST /webhooks (it gets a signing "
+                'secret) and target it as {"type": "webhook", "webhook_id": ...}'
+            )
+        if not self.webhook_id:
+            raise ValueError("webhook_id is required")
+        return self
 
 
 TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")]
@@ -189,7 +201,7 @@ class PolicyIn(_In):
                     tuple(
                         Target("user", t.email.lower())
                         if isinstance(t, UserTargetIn)
-                        else Target("webhook", str(t.url))
+                        else Target("webhook", str(t.webhook_id))
                         for t in lv.targets
                     ),
                 )
@@ -359,6 +371,8 @@ class NotificationOut(BaseModel):
     sent_at: str | None
     attempts: int = Field(description="Failed publish attempts")
     last_error: str | None
+    delivery_attempts: int = Field(description="Webhook POSTs made (webhook rows)")
+    last_http_status: int | None = Field(description="The webhook's last answer (webhook rows)")
 
     @staticmethod
     def of(n: Notification) -> NotificationOut:
@@ -375,6 +389,8 @@ class NotificationOut(BaseModel):
             sent_at=_t(n.sent_at),
             attempts=n.attempts,
             last_error=n.last_error,
+            delivery_attempts=n.delivery_attempts,
+            last_http_status=n.last_http_status,
         )
 
 

@@ -115,6 +115,8 @@ class Notification:
     sent_at: datetime | None = None
     attempts: int = 0  # failed publish attempts so far
     last_error: str | None = None
+    delivery_attempts: int = 0  # webhook POSTs the sender made
+    last_http_status: int | None = None
 
 
 @dataclass(frozen=True)

@@ -473,6 +473,39 @@ class IncidentRepository:
                 parked.append(n)
         return parked
 
+    def record_delivery(
+        self,
+        incident_id: str,
+        dedup_id: str,
+        status: str,
+        attempts: int,
+        http_status: int | None,
+        error: str | None,
+    ) -> None:
+        """A webhook attempt, on the notification's own row. It leaves the pending index too: the
+        message reached the sender, so the reconciler must not publish it again."""
+        actions: list[Any] = [
+            OutboxItem.status.set(status),
+            OutboxItem.delivery_attempts.set(attempts),
+            OutboxItem.pending_pk.remove(),
+            OutboxItem.pending_key.remove(),
+        ]
+        actions.append(
+            OutboxItem.last_http_status.set(http_status)
+            if http_status is not None
+            else OutboxItem.last_http_status.remove()
+        )
+        actions.append(OutboxItem.last_error.set(error[:500]) if error else OutboxItem.last_error.remove())
+        try:
+            OutboxItem(incident_pk(incident_id), f"OUT#{dedup_id}").update(
+                actions=actions,
+                # Never back from delivered (a duplicate SQS delivery), never onto a missing row.
+                condition=OutboxItem.pk.exists() & (OutboxItem.status != "delivered"),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
     def unsent_pages(self, incident_id: str) -> list[Notification]:
         rows = OutboxItem.query(
             incident_pk(incident_id),
@@ -674,6 +707,8 @@ class IncidentRepository:
             sent_at=_opt_time(i.sent_at),
             attempts=int(i.attempts or 0),
             last_error=i.last_error,
+            delivery_attempts=int(i.delivery_attempts or 0),
+            last_http_status=None if i.last_http_status is None else int(i.last_http_status),
         )
 
 

@@ -13,6 +13,7 @@ Config table:
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
   SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
+  WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
 """
 
 from __future__ import annotations
@@ -142,11 +143,14 @@ class OutboxItem(_IncidentsTable):
     attributes = JSONText()
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
-    status = UnicodeAttribute()  # pending | sent | superseded | parked
+    # pending | sent | superseded | parked; webhooks then delivered | retrying | failed
+    status = UnicodeAttribute()
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)
     attempts = NumberAttribute(null=True)  # failed publish attempts
     last_error = UnicodeAttribute(null=True)
+    delivery_attempts = NumberAttribute(null=True)  # webhook POSTs made by the sender
+    last_http_status = NumberAttribute(null=True)
     pending_pk = UnicodeAttribute(null=True)
     pending_key = UnicodeAttribute(null=True)
 
@@ -237,6 +241,19 @@ class CredentialItem(ConfigItem, discriminator="credential"):
     created_at = UnicodeAttribute()
 
 
+class WebhookItem(ConfigItem, discriminator="webhook"):
+    """WEBHOOK / <webhook id>: a registered receiver and the secret its requests are signed with."""
+
+    name = UnicodeAttribute()
+    url = UnicodeAttribute()
+    webhook_kind = UnicodeAttribute()  # generic | slack
+    secret = UnicodeAttribute()
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -254,6 +271,7 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     ServiceItem,
     IntegrationKeyItem,
     CredentialItem,
+    WebhookItem,
 )
 
 
