@@ -1,0 +1,1 @@
+"""One parser per alert source: pure functions from a payload to ``Alert``s or a ``Rejected``."""
