@@ -34,6 +34,11 @@ MAX_RAW_BYTES = 32 * 1024  # the source payload kept on the alert (and later on 
 RAW_HEAD_CHARS = 8 * 1024  # what is kept of a payload over MAX_RAW_BYTES
 
 
+# The alarm tags that steer a CloudWatch alarm to a service and a severity.
+SERVICE_TAG = "incident-service"
+SEVERITY_TAG = "incident-severity"
+
+
 class AlertAction(StrEnum):
     TRIGGER = "trigger"
     ACKNOWLEDGE = "acknowledge"

@@ -33,6 +33,8 @@ from incident_engine.domain.alerts import (
     MAX_LABELS,
     MAX_SOURCE,
     MAX_SUMMARY,
+    SERVICE_TAG,
+    SEVERITY_TAG,
     AlarmRef,
     Alert,
     AlertAction,
@@ -53,8 +55,6 @@ STATES = {
     "OK": AlertAction.RESOLVE,
     "INSUFFICIENT_DATA": AlertAction.INSUFFICIENT_DATA,
 }
-SERVICE_TAG = "incident-service"
-SEVERITY_TAG = "incident-severity"
 DETAIL_TYPE = "CloudWatch Alarm State Change"
 _ALARM_ARN = re.compile(r"arn:(aws[a-z-]*):cloudwatch:([a-z0-9-]{1,64}):(\d{12}):alarm:(.{1,255})")
 
