@@ -8,7 +8,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from incident_engine.domain.alerts import MAX_DEDUP_KEY, MAX_SUMMARY, Alert, Rejected, has_control
+from incident_engine.domain.alerts import (
+    MAX_DEDUP_KEY,
+    MAX_SUMMARY,
+    Alert,
+    AlertAction,
+    Rejected,
+    has_control,
+)
 
 # Text that includes what breaks naive code: control characters, line breaks, bidi overrides,
 # lone surrogates (JSON's "\ud800" decodes to one), and very long runs.
@@ -81,4 +88,5 @@ def assert_outcome(result: object) -> None:
     stored += [dict(result.labels), dict(result.custom_details), dict(result.raw)]
     json.dumps(stored, ensure_ascii=False, allow_nan=False).encode("utf-8")
     assert not has_control(result.summary) and len(result.summary) <= MAX_SUMMARY
+    assert result.summary or result.action is not AlertAction.TRIGGER  # a page always says something
     assert not has_control(result.dedup_key) and len(result.dedup_key) <= MAX_DEDUP_KEY

@@ -120,6 +120,7 @@ def test_invalid_fields_are_named(change: dict[str, Any], field: str) -> None:
     [
         ({"summary": "x" * 1025}, "payload.summary"),
         ({"summary": "  \n "}, "payload.summary"),
+        ({"summary": "\x00\x07\u202e"}, "payload.summary"),
         ({"source": None}, "payload.source"),
         ({"severity": "sev1"}, "payload.severity"),
         ({"severity": "CRITICAL"}, "payload.severity"),

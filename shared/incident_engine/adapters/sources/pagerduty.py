@@ -144,8 +144,11 @@ def _trigger_fields(event: Obj) -> dict[str, Any]:
     """What a trigger adds to the alert, all checked before any of it is used."""
     payload = event.child("payload", required=True)
     assert payload is not None
-    summary = payload.text("summary", MAX_SUMMARY)
-    source = payload.text("source", MAX_SOURCE)
+    summary = clean_line(payload.text("summary", MAX_SUMMARY), MAX_SUMMARY)
+    source = clean_line(payload.text("source", MAX_SOURCE), MAX_SOURCE)
+    for name, cleaned in (("summary", summary), ("source", source)):
+        if not cleaned:  # nothing printable left once control characters are gone
+            raise Invalid(payload.at(name), "is blank")
     severity = payload.string("severity", 32, required=True)
     if severity not in PAGERDUTY_SEVERITIES:
         raise Invalid("payload.severity", "must be one of critical, error, warning, info")
@@ -163,8 +166,8 @@ def _trigger_fields(event: Obj) -> dict[str, Any]:
     client = event.string("client", MAX_LINK_TEXT)
     client_url = event.string("client_url", MAX_URL)
     return {
-        "summary": clean_line(summary, MAX_SUMMARY),
-        "source": clean_line(source, MAX_SOURCE),
+        "summary": summary,
+        "source": source,
         "severity": PAGERDUTY_SEVERITIES[severity],
         "source_severity": severity,
         "labels": labels,
