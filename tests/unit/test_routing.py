@@ -23,6 +23,7 @@ from incident_engine.domain.routing import (
 )
 from incident_engine.domain.severity import Severity
 from tests.support import load_event
+from tests.unit.hostile import json_values, mutated
 
 ALERT = Alert(
     integration=Integration.ALERTMANAGER,
@@ -367,3 +368,60 @@ def test_any_valid_condition_evaluates_and_negations_are_exact(field: str, opera
     matched = bool(evaluate_rules([positive], ALERT).matches)
     if negated:
         assert bool(evaluate_rules([rule(cond(field, negated, value))], ALERT).matches) is not matched
+
+
+FULL_RULE = {
+    "id": "rule_1",
+    "name": "everything",
+    "priority": 50,
+    "enabled": True,
+    "conditions": [
+        cond("summary", "matches", "(?i)disk"),
+        cond("severity", "in", ["P0", "P1"]),
+        cond("custom_details.disk.free_pct", "less_than", 5),
+    ],
+    "actions": [
+        {"type": "set_policy", "policy_id": "pol_db"},
+        {"type": "assign", "users": ["dba@example.com"]},
+        {"type": "add_labels", "labels": {"routed": "true"}},
+        {"type": "set_severity", "severity": "P1"},
+        {"type": "notify", "targets": [{"type": "webhook", "url": "https://hooks.example.com/db"}]},
+        {"type": "suppress", "reason": "maintenance"},
+        {"type": "attach_runbook", "url": "https://runbooks.example.com/disk", "checklist": ["Free space"]},
+    ],
+    "stop": True,
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_any_change_to_a_rule_document_is_a_rule_or_a_validation_error(data: st.DataObject) -> None:
+    # POST /routing-rules must answer 422 for whatever it is sent, never fail inside validation.
+    document = data.draw(mutated(FULL_RULE))
+    try:
+        parsed = parse_rule(document)
+    except ValidationError as invalid:
+        assert invalid.errors()
+        return
+    evaluate_rules([parsed], ALERT)  # and whatever validates, evaluates
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_json_is_a_sample_alert_or_a_validation_error(document: Any) -> None:
+    try:
+        sample = SampleAlert.model_validate(document)
+    except ValidationError:
+        return
+    evaluate_rules([parse_rule(FULL_RULE)], sample.to_alert())
+
+
+def test_a_sample_alert_nested_too_deeply_is_refused() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(100):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(ValidationError) as caught:
+        SampleAlert.model_validate({"summary": "s", "custom_details": deep})
+    assert caught.value.errors()[0]["loc"] == ("custom_details",)

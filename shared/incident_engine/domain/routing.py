@@ -41,7 +41,7 @@ from pydantic import (
     field_validator,
 )
 
-from incident_engine.domain.alerts import Alert, AlertAction, Integration
+from incident_engine.domain.alerts import MAX_DEPTH, Alert, AlertAction, Integration
 from incident_engine.domain.policy import Target
 from incident_engine.domain.severity import Severity
 
@@ -52,6 +52,7 @@ MAX_PATTERN_LENGTH = 512
 MAX_PROGRAM_SIZE = 1000  # RE2's measure of a compiled pattern; keeps the worst match ~0.1 s
 MAX_MATCH_INPUT = 16 * 1024  # characters of a field a condition looks at
 MAX_DETAIL_PATH = 10
+MAX_SAMPLE_NODES = 10_000  # values in a tester's sample custom_details
 
 TEXT_FIELDS = ("summary", "title", "description", "source", "severity", "service", "team")
 Operator = Literal[
@@ -342,6 +343,25 @@ class SampleAlert(_Doc):
     team: Name | None = None
     labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=64)] = Field(default_factory=dict)
     custom_details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("custom_details")
+    @classmethod
+    def _bounded(cls, details: dict[str, Any]) -> dict[str, Any]:
+        # Walked without recursion, so a hostile depth cannot exhaust the stack of the check.
+        stack: list[tuple[Any, int]] = [(details, 0)]
+        seen = 0
+        while stack:
+            node, depth = stack.pop()
+            seen += 1
+            if depth > MAX_DEPTH or seen > MAX_SAMPLE_NODES:
+                raise ValueError(
+                    f"is too large or nested too deeply (depth {MAX_DEPTH}, {MAX_SAMPLE_NODES} values)"
+                )
+            if isinstance(node, dict):
+                stack.extend((child, depth + 1) for child in node.values())
+            elif isinstance(node, list):
+                stack.extend((child, depth + 1) for child in node)
+        return details
 
     def to_alert(self) -> Alert:
         return Alert(
