@@ -87,6 +87,8 @@ def assert_outcome(result: object) -> None:
     stored = [result.summary, result.source, result.description, result.dedup_key]
     stored += [dict(result.labels), dict(result.custom_details), dict(result.raw)]
     json.dumps(stored, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    for kept in (result.custom_details, result.raw):  # bounded, to fit an incident item
+        assert len(json.dumps(kept, ensure_ascii=False).encode("utf-8")) <= 64 * 1024
     assert not has_control(result.summary) and len(result.summary) <= MAX_SUMMARY
     assert result.summary or result.action is not AlertAction.TRIGGER  # a page always says something
     assert not has_control(result.dedup_key) and len(result.dedup_key) <= MAX_DEDUP_KEY

@@ -151,6 +151,13 @@ def test_long_label_values_are_shortened_not_rejected() -> None:
     assert len(parse(payload)[0].labels["instance"]) < 5000
 
 
+def test_huge_annotations_are_kept_as_a_marked_head() -> None:
+    payload = load_event("alertmanager_webhook_firing.json")
+    payload["alerts"][0]["annotations"] = {f"note{i}": "n" * 9000 for i in range(10)}
+    details = parse(payload)[0].custom_details
+    assert details["_truncated"] is True and details["_bytes"] > 90_000
+
+
 def test_batches_are_bounded() -> None:
     payload = load_event("alertmanager_webhook_firing.json")
     payload["alerts"] = payload["alerts"][:1] * (am.MAX_ALERTS + 1)

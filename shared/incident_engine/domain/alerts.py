@@ -30,8 +30,10 @@ MAX_LINKS = 20
 MAX_URL = 2048
 MAX_LINK_TEXT = 256
 MAX_DEPTH = 32  # nesting of any JSON we accept (custom details included)
-MAX_RAW_BYTES = 32 * 1024  # the source payload kept on the alert (and later on the incident item)
-RAW_HEAD_CHARS = 8 * 1024  # what is kept of a payload over MAX_RAW_BYTES
+# What an alert carries must fit an incident item (DynamoDB's 400 KB) with room to spare.
+MAX_RAW_BYTES = 32 * 1024  # the source payload kept on the alert
+MAX_DETAILS_BYTES = 32 * 1024  # custom details, as JSON
+RAW_HEAD_BYTES = 8 * 1024  # what is kept, as text, of a payload or details over their bound
 
 
 # The alarm tags that steer a CloudWatch alarm to a service and a severity.

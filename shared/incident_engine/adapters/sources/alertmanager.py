@@ -19,6 +19,7 @@ from typing import Any
 from incident_engine.adapters.sources.reader import (
     Invalid,
     Obj,
+    bounded_details,
     bounded_raw,
     decode_body,
     link,
@@ -112,14 +113,17 @@ def _alert(alert: Obj, group: dict[str, Any], envelope: dict[str, Any]) -> Alert
         # Annotations are prose: their line breaks survive (labels were cleaned to one line).
         description=description or None,
         labels=labels,
-        custom_details={
-            "annotations": annotations,
-            "fingerprint": fingerprint,
-            "starts_at": alert.raw("startsAt") if starts_at else None,
-            "ends_at": alert.raw("endsAt") if ends_at else None,
-            "generator_url": generator_url,
-            **group,
-        },
+        custom_details=bounded_details(
+            {
+                "annotations": annotations,
+                "fingerprint": fingerprint,
+                "starts_at": alert.raw("startsAt") if starts_at else None,
+                "ends_at": alert.raw("endsAt") if ends_at else None,
+                "generator_url": generator_url,
+                **group,
+            },
+            alert.at("annotations"),
+        ),
         links=links(
             link(annotations.get("runbook_url"), "Runbook"),
             link(annotations.get("dashboard_url"), "Dashboard"),

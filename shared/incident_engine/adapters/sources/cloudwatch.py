@@ -20,6 +20,7 @@ from urllib.parse import quote
 from incident_engine.adapters.sources.reader import (
     Invalid,
     Obj,
+    bounded_details,
     bounded_raw,
     check_depth,
     link,
@@ -369,7 +370,7 @@ def _alert(
         service=(tags or {}).get(SERVICE_TAG) or None,
         description=text[:MAX_DESCRIPTION] or None,
         labels=labels,
-        custom_details=sanitize_json({k: v for k, v in details.items() if v is not None}, "details"),
+        custom_details=bounded_details({k: v for k, v in details.items() if v is not None}, "details"),
         links=links(link(console, "CloudWatch alarm")),
         timestamp=node.timestamp(key),
         alarm=AlarmRef(arn=arn, name=name, region=region, account=account, kind=kind, tags=tags),

@@ -16,11 +16,11 @@ from typing import Any
 from incident_engine.adapters.sources.reader import (
     Invalid,
     Obj,
+    bounded_details,
     bounded_raw,
     decode_body,
     link,
     links,
-    sanitize_json,
 )
 from incident_engine.domain.alerts import (
     MAX_LABEL_VALUE,
@@ -171,7 +171,7 @@ def _trigger_fields(event: Obj) -> dict[str, Any]:
         "severity": PAGERDUTY_SEVERITIES[severity],
         "source_severity": severity,
         "labels": labels,
-        "custom_details": sanitize_json(details or {}, "payload.custom_details"),
+        "custom_details": bounded_details(details or {}, "payload.custom_details"),
         "timestamp": payload.timestamp("timestamp"),
         "client_link": link(client_url, client or "Client"),
     }

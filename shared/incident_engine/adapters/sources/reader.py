@@ -16,6 +16,7 @@ from typing import Any
 from incident_engine.domain.alerts import (
     MAX_DEPTH,
     MAX_DESCRIPTION,
+    MAX_DETAILS_BYTES,
     MAX_LABEL_KEY,
     MAX_LABEL_VALUE,
     MAX_LABELS,
@@ -23,7 +24,7 @@ from incident_engine.domain.alerts import (
     MAX_LINKS,
     MAX_RAW_BYTES,
     MAX_URL,
-    RAW_HEAD_CHARS,
+    RAW_HEAD_BYTES,
     Link,
     Rejected,
     clean_line,
@@ -114,13 +115,22 @@ def bounded_raw(value: object) -> dict[str, Any]:
     """The source payload to keep: itself (sanitized) when small, else its head as text, marked."""
     try:
         clean = sanitize_json(value, "raw")
-        text = json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (Invalid, TypeError, ValueError, RecursionError):
+    except Invalid:
         return {"_unserializable": True}
-    size = len(text.encode("utf-8"))
-    if size <= MAX_RAW_BYTES and isinstance(clean, dict):
+    return _bounded(clean, MAX_RAW_BYTES)
+
+
+def bounded_details(details: dict[str, Any], field: str) -> dict[str, Any]:
+    """Custom details: sanitized (``Invalid`` if they cannot be), and cut to their head when large."""
+    return _bounded(sanitize_json(details, field), MAX_DETAILS_BYTES)
+
+
+def _bounded(clean: Any, limit: int) -> dict[str, Any]:
+    encoded = json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    if len(encoded) <= limit and isinstance(clean, dict):
         return clean
-    return {"_truncated": True, "_bytes": size, "_head": text[:RAW_HEAD_CHARS]}
+    head = encoded[:RAW_HEAD_BYTES].decode("utf-8", "ignore")  # "ignore": a character cut in two
+    return {"_truncated": True, "_bytes": len(encoded), "_head": head}
 
 
 class Obj:
