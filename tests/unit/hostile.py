@@ -32,6 +32,7 @@ json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**38, -(10**4000)]),  # past DynamoDB's 38 digits, and float's range
     st.floats(allow_nan=False, allow_infinity=False),
     hostile_text,
 )

@@ -172,6 +172,13 @@ def test_malformed_alarm_messages_name_the_field(change: dict[str, Any], field: 
     assert refused(cw.parse_event(event)).field == field
 
 
+def test_a_threshold_past_any_float_is_refused_not_raised() -> None:
+    event = load_event("cloudwatch_sns_alarm.json")
+    message = message_of(event)
+    with_message(event, message | {"Trigger": message["Trigger"] | {"Threshold": 10**400}})
+    assert refused(cw.parse_event(event)).field == "Records[0].Sns.Message.Trigger.Threshold"
+
+
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [

@@ -32,6 +32,8 @@ from incident_engine.domain.alerts import (
     has_control,
 )
 
+MAX_INT = 10**38  # DynamoDB's numbers hold 38 digits; larger ones are no alert's business
+
 
 class Invalid(Exception):
     """One bad field. Internal to the parsers: they turn it into ``Rejected``."""
@@ -98,7 +100,11 @@ def sanitize_json(value: object, field: str) -> Any:
 def _sanitize(value: object, field: str) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, bool) or value is None or isinstance(value, int):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) >= MAX_INT:
+            raise Invalid(field, "contains a number too large to store")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -209,6 +215,8 @@ class Obj:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(self.at(key), "must be a number")
+        if isinstance(value, int) and abs(value) >= MAX_INT:
+            raise Invalid(self.at(key), "is too large")
         return float(value)
 
     def mapping(self, key: str, *, required: bool = False, prose: bool = False) -> dict[str, str]:
