@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from incident_engine.domain.alerts import Alert
 from incident_engine.domain.lifecycle import Action, Status, ensure_allowed
 from incident_engine.domain.model import Incident
-from incident_engine.domain.routing import RoutingRule
+from incident_engine.domain.routing import Rule
 from incident_engine.usecases.ingest import AlertIncident, ServiceConfig
 from incident_engine.usecases.ports import DedupKeyTaken, VersionConflict
 
@@ -114,9 +114,9 @@ class Services:
 
 @dataclass
 class Rules:
-    rules: Sequence[RoutingRule] = ()
+    rules: Sequence[Rule] = ()
 
-    def routing_rules(self) -> Sequence[RoutingRule]:
+    def routing_rules(self) -> Sequence[Rule]:
         return self.rules
 
 

@@ -13,7 +13,7 @@ from incident_engine.domain.alerts import DEFAULT_SEVERITY, Alert, AlertAction, 
 from incident_engine.domain.errors import Conflict
 from incident_engine.domain.lifecycle import Status
 from incident_engine.domain.model import Incident
-from incident_engine.domain.routing import parse_rule
+from incident_engine.domain.routing_documents import parse_rule
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.ingest import AlertIncident, AlertIngest, Outcome, ServiceConfig, decide
 from tests.support import load_event

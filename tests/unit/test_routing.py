@@ -13,14 +13,8 @@ from pydantic import ValidationError
 from incident_engine.adapters.sources import alertmanager
 from incident_engine.domain.alerts import Alert, AlertAction, Integration
 from incident_engine.domain.policy import Target
-from incident_engine.domain.routing import (
-    MAX_MATCH_INPUT,
-    RoutingRule,
-    SampleAlert,
-    evaluate_rules,
-    field_value,
-    parse_rule,
-)
+from incident_engine.domain.routing import MAX_MATCH_INPUT, Rule, evaluate_rules, field_value
+from incident_engine.domain.routing_documents import SampleAlert, parse_rule, rule_document
 from incident_engine.domain.severity import Severity
 from tests.support import load_event
 from tests.unit.hostile import json_values, mutated
@@ -40,7 +34,7 @@ ALERT = Alert(
 )
 
 
-def rule(*conditions: dict[str, Any], name: str = "r", priority: int = 0, **extra: Any) -> RoutingRule:
+def rule(*conditions: dict[str, Any], name: str = "r", priority: int = 0, **extra: Any) -> Rule:
     actions = extra.pop("actions", [{"type": "add_labels", "labels": {"matched": name}}])
     return parse_rule(
         {"name": name, "priority": priority, "conditions": list(conditions), "actions": actions, **extra}
@@ -325,8 +319,14 @@ def test_a_rule_document_round_trips() -> None:
         "stop": True,
     }
     parsed = parse_rule(document)
-    assert parse_rule(parsed.model_dump(mode="json")) == parsed
-    assert parsed.model_dump(mode="json", exclude_defaults=False)["conditions"] == document["conditions"]
+    assert rule_document(parsed) == document
+    assert parse_rule(rule_document(parsed)) == parsed
+
+
+def test_every_action_round_trips() -> None:
+    document = rule_document(parse_rule(FULL_RULE))
+    assert parse_rule(document) == parse_rule(FULL_RULE)
+    assert [a["type"] for a in document["actions"]] == [a["type"] for a in FULL_RULE["actions"]]
 
 
 scalars = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=False), st.booleans())

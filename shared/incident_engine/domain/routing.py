@@ -18,30 +18,21 @@ Operators and missing fields: ``equals``, ``contains``, ``in``, ``greater_than``
 case-sensitive (``matches`` takes ``(?i)``); numbers compare as numbers when both sides are numeric.
 ``matches`` uses RE2, whose matching time is linear in the input, so a user's pattern cannot hang
 the function; patterns are further bounded in length and compiled program size.
+
+This module is plain dataclasses, so evaluating rules costs no pydantic import in a handler that
+only ingests alarms; ``routing_documents`` validates the documents users send and turns them
+into these rules.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    StringConstraints,
-    ValidationInfo,
-    field_validator,
-)
-
-from incident_engine.domain.alerts import MAX_DEPTH, Alert, AlertAction, Integration
+from incident_engine.domain.alerts import Alert
 from incident_engine.domain.policy import Target
 from incident_engine.domain.severity import Severity
 
@@ -52,7 +43,6 @@ MAX_PATTERN_LENGTH = 512
 MAX_PROGRAM_SIZE = 1000  # RE2's measure of a compiled pattern; keeps the worst match ~0.1 s
 MAX_MATCH_INPUT = 16 * 1024  # characters of a field a condition looks at
 MAX_DETAIL_PATH = 10
-MAX_SAMPLE_NODES = 10_000  # values in a tester's sample custom_details
 
 TEXT_FIELDS = ("summary", "title", "description", "source", "severity", "service", "team")
 Operator = Literal[
@@ -68,72 +58,81 @@ Operator = Literal[
 ]
 NEGATIONS: dict[str, str] = {"not_equals": "equals", "not_contains": "contains", "not_in": "in"}
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-]
-HttpUrl = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048, pattern=r"^https?://\S+$")]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
-LabelValue = Annotated[str, StringConstraints(max_length=1024, pattern=r"^[^\x00-\x1f\x7f]*$")]
-# Strict scalars: "5" stays a string and true stays a boolean; nothing is coerced into a match.
-Scalar = Annotated[StrictStr, StringConstraints(max_length=1024)] | StrictInt | StrictFloat | StrictBool
 
-
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- conditions -------------------------------------------------------------------------------------
-
-
-class Condition(_Doc):
-    field: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+@dataclass(frozen=True)
+class Condition:
+    field: str
     operator: Operator
-    value: Scalar | Annotated[list[Scalar], Field(max_length=MAX_IN_VALUES)]
-
-    @field_validator("field")
-    @classmethod
-    def _known_field(cls, name: str) -> str:
-        if name in TEXT_FIELDS:
-            return name
-        head, _, rest = name.partition(".")
-        if head == "labels" and rest:
-            return name
-        if head == "custom_details" and rest:
-            steps = rest.split(".")
-            if len(steps) <= MAX_DETAIL_PATH and all(steps):
-                return name
-        raise ValueError(
-            "must be one of " + ", ".join(TEXT_FIELDS) + ", labels.<key> or custom_details.<path>"
-        )
-
-    @field_validator("value")
-    @classmethod
-    def _value_fits_operator(cls, value: Any, info: ValidationInfo) -> Any:
-        operator = info.data.get("operator")
-        if operator is None:  # the operator itself was invalid, and is reported as such
-            return value
-        listed = isinstance(value, list)
-        if operator in ("in", "not_in"):
-            if not listed:
-                raise ValueError(f"{operator} needs a list of values")
-        elif listed:
-            raise ValueError(f"{operator} needs a single value, not a list")
-        if operator in ("greater_than", "less_than") and not _is_number(value):
-            raise ValueError(f"{operator} needs a number")
-        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if listed else [value])):
-            raise ValueError("numbers must be finite")
-        if operator == "matches":
-            if not isinstance(value, str):
-                raise ValueError("matches needs a pattern (a string)")
-            compile_pattern(value)  # raises ValueError with RE2's reason
-        return value
+    value: Any  # a scalar, or a list for in / not_in
 
     def holds(self, alert: Alert) -> bool:
         actual = field_value(alert, self.field)
         if self.operator in NEGATIONS:
             return not _holds(NEGATIONS[self.operator], actual, self.value)
         return _holds(self.operator, actual, self.value)
+
+
+@dataclass(frozen=True)
+class SetPolicy:
+    policy_id: str
+    type: Literal["set_policy"] = "set_policy"
+
+
+@dataclass(frozen=True)
+class Assign:
+    users: tuple[str, ...]
+    type: Literal["assign"] = "assign"
+
+
+@dataclass(frozen=True)
+class AddLabels:
+    labels: Mapping[str, str]
+    type: Literal["add_labels"] = "add_labels"
+
+
+@dataclass(frozen=True)
+class SetSeverity:
+    severity: Severity
+    type: Literal["set_severity"] = "set_severity"
+
+
+@dataclass(frozen=True)
+class Notify:
+    targets: tuple[Target, ...]
+    type: Literal["notify"] = "notify"
+
+
+@dataclass(frozen=True)
+class Suppress:
+    reason: str | None = None
+    type: Literal["suppress"] = "suppress"
+
+
+@dataclass(frozen=True)
+class AttachRunbook:
+    url: str
+    title: str | None = None
+    checklist: tuple[str, ...] = ()
+    type: Literal["attach_runbook"] = "attach_runbook"
+
+
+RuleAction = SetPolicy | Assign | AddLabels | SetSeverity | Notify | Suppress | AttachRunbook
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated routing rule (``routing_documents.parse_rule`` makes one from a document)."""
+
+    name: str
+    actions: tuple[RuleAction, ...]
+    conditions: tuple[Condition, ...] = ()
+    priority: int = 0
+    enabled: bool = True
+    stop: bool = False
+    id: str | None = None
+
+    def matches(self, alert: Alert) -> bool:
+        return all(condition.holds(alert) for condition in self.conditions)
 
 
 _MISSING = object()
@@ -250,135 +249,6 @@ def compile_pattern(pattern: str) -> Any:
     return compiled
 
 
-# --- actions ----------------------------------------------------------------------------------------
-
-
-class SetPolicy(_Doc):
-    type: Literal["set_policy"]
-    policy_id: Name
-
-
-class Assign(_Doc):
-    type: Literal["assign"]
-    users: Annotated[list[Email], Field(min_length=1, max_length=20)]
-
-
-class AddLabels(_Doc):
-    type: Literal["add_labels"]
-    labels: Annotated[dict[LabelKey, LabelValue], Field(min_length=1, max_length=50)]
-
-
-class SetSeverity(_Doc):
-    type: Literal["set_severity"]
-    severity: Severity
-
-
-class UserTarget(_Doc):
-    type: Literal["user"]
-    email: Email
-
-
-class WebhookTarget(_Doc):
-    type: Literal["webhook"]
-    url: HttpUrl
-
-
-NotifyTarget = Annotated[UserTarget | WebhookTarget, Field(discriminator="type")]
-
-
-class Notify(_Doc):
-    type: Literal["notify"]
-    targets: Annotated[list[NotifyTarget], Field(min_length=1, max_length=10)]
-
-
-class Suppress(_Doc):
-    type: Literal["suppress"]
-    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
-
-
-class AttachRunbook(_Doc):
-    type: Literal["attach_runbook"]
-    url: HttpUrl
-    title: Annotated[str, StringConstraints(max_length=200)] | None = None
-    checklist: Annotated[
-        list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]],
-        Field(max_length=50),
-    ] = Field(default_factory=list)
-
-
-RuleAction = Annotated[
-    SetPolicy | Assign | AddLabels | SetSeverity | Notify | Suppress | AttachRunbook,
-    Field(discriminator="type"),
-]
-
-
-class RoutingRule(_Doc):
-    """A rule document as stored and as ``POST /routing-rules`` takes it (``id`` is the store's)."""
-
-    id: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
-    name: Name
-    priority: StrictInt = Field(default=0, ge=0, le=10_000, description="Higher runs first")
-    enabled: StrictBool = True
-    conditions: Annotated[list[Condition], Field(max_length=MAX_CONDITIONS)] = Field(default_factory=list)
-    actions: Annotated[list[RuleAction], Field(min_length=1, max_length=MAX_ACTIONS)]
-    stop: StrictBool = False
-
-    def matches(self, alert: Alert) -> bool:
-        return all(condition.holds(alert) for condition in self.conditions)
-
-
-def parse_rule(document: object) -> RoutingRule:
-    """A rule from JSON-shaped data; pydantic's ValidationError names the field when invalid."""
-    return RoutingRule.model_validate(document)
-
-
-class SampleAlert(_Doc):
-    """An alert as ``POST /routing-rules/test`` takes it: the fields rules can read."""
-
-    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024)]
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    source: Annotated[str, StringConstraints(max_length=1024)] = ""
-    severity: Severity | None = None
-    service: Name | None = None
-    team: Name | None = None
-    labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=64)] = Field(default_factory=dict)
-    custom_details: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("custom_details")
-    @classmethod
-    def _bounded(cls, details: dict[str, Any]) -> dict[str, Any]:
-        # Walked without recursion, so a hostile depth cannot exhaust the stack of the check.
-        stack: list[tuple[Any, int]] = [(details, 0)]
-        seen = 0
-        while stack:
-            node, depth = stack.pop()
-            seen += 1
-            if depth > MAX_DEPTH or seen > MAX_SAMPLE_NODES:
-                raise ValueError(
-                    f"is too large or nested too deeply (depth {MAX_DEPTH}, {MAX_SAMPLE_NODES} values)"
-                )
-            if isinstance(node, dict):
-                stack.extend((child, depth + 1) for child in node.values())
-            elif isinstance(node, list):
-                stack.extend((child, depth + 1) for child in node)
-        return details
-
-    def to_alert(self) -> Alert:
-        return Alert(
-            integration=Integration.API,
-            action=AlertAction.TRIGGER,
-            dedup_key="routing-test",
-            summary=self.summary,
-            source=self.source,
-            severity=self.severity,
-            service=self.service,
-            team=self.team,
-            description=self.description,
-            labels=dict(self.labels),
-            custom_details=dict(self.custom_details),
-        )
-
-
 # --- evaluation -------------------------------------------------------------------------------------
 
 
@@ -442,13 +312,13 @@ class RoutingResult:
         }
 
 
-def ordered(rules: Sequence[RoutingRule]) -> list[RoutingRule]:
+def ordered(rules: Sequence[Rule]) -> list[Rule]:
     """Enabled rules in the order they run: highest priority first, then by name and id."""
     enabled = [r for r in rules if r.enabled]
     return sorted(enabled, key=lambda r: (-r.priority, r.name, r.id or ""))
 
 
-def evaluate_rules(rules: Sequence[RoutingRule], alert: Alert) -> RoutingResult:
+def evaluate_rules(rules: Sequence[Rule], alert: Alert) -> RoutingResult:
     matches: list[RuleMatch] = []
     severity: Severity | None = None
     policy_id: str | None = None
@@ -472,9 +342,9 @@ def evaluate_rules(rules: Sequence[RoutingRule], alert: Alert) -> RoutingResult:
             elif isinstance(action, Assign):
                 assignees.update(dict.fromkeys(action.users))
             elif isinstance(action, Notify):
-                notify.update(dict.fromkeys(_target(t) for t in action.targets))
+                notify.update(dict.fromkeys(action.targets))
             elif isinstance(action, AttachRunbook):
-                runbooks[Runbook(action.url, action.title, tuple(action.checklist))] = None
+                runbooks[Runbook(action.url, action.title, action.checklist)] = None
             else:
                 suppressed = True
                 reasons.append(action.reason or f"suppressed by rule {rule.name}")
@@ -494,7 +364,3 @@ def evaluate_rules(rules: Sequence[RoutingRule], alert: Alert) -> RoutingResult:
         suppressed=suppressed,
         suppress_reasons=tuple(reasons),
     )
-
-
-def _target(target: UserTarget | WebhookTarget) -> Target:
-    return Target("user", target.email) if isinstance(target, UserTarget) else Target("webhook", target.url)

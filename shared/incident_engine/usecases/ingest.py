@@ -30,7 +30,7 @@ from incident_engine.domain.errors import Conflict, InvalidTransition
 from incident_engine.domain.lifecycle import TERMINAL, Status
 from incident_engine.domain.model import Incident
 from incident_engine.domain.policy import Target
-from incident_engine.domain.routing import RoutingResult, RoutingRule, Runbook, evaluate_rules
+from incident_engine.domain.routing import RoutingResult, Rule, Runbook, evaluate_rules
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.ports import DedupKeyTaken, VersionConflict
 
@@ -79,7 +79,7 @@ class AlarmTags(Protocol):
 
 
 class RuleSource(Protocol):
-    def routing_rules(self) -> Sequence[RoutingRule]: ...
+    def routing_rules(self) -> Sequence[Rule]: ...
 
 
 @dataclass(frozen=True)
