@@ -110,6 +110,13 @@ def test_summary_falls_back_to_the_alert_name() -> None:
     assert parse(payload)[0].summary == payload["alerts"][0]["labels"]["alertname"]
 
 
+def test_a_truncated_batch_says_so_on_its_alerts() -> None:
+    payload = load_event("alertmanager_webhook_firing.json")
+    assert "truncated_alerts" not in parse(payload)[0].custom_details
+    payload["truncatedAlerts"] = 7
+    assert all(a.custom_details["truncated_alerts"] == 7 for a in parse(payload))
+
+
 def test_an_empty_batch_is_nothing_to_do() -> None:
     payload = load_event("alertmanager_webhook_firing.json") | {"alerts": []}
     assert parse(payload) == ()

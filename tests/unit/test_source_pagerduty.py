@@ -179,6 +179,12 @@ def test_links_that_are_not_http_are_dropped_not_followed() -> None:
     assert [link.href for link in parse(sample).alert.links] == ["https://ok.example.com"]
 
 
+def test_images_must_be_served_over_https() -> None:
+    sample = load_event("pagerduty_enqueue_trigger.json")
+    sample["images"] = [{"src": "http://plain.example.com/a.png"}, {"src": "https://tls.example.com/b.png"}]
+    assert [i.src for i in parse(sample).alert.images] == ["https://tls.example.com/b.png"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -68,12 +68,16 @@ def _webhook(payload: object) -> tuple[Alert, ...]:
         raise Invalid("version", 'must be "4" (the Alertmanager webhook format this endpoint reads)')
     if message.string("status", 16, required=True) not in STATUSES:
         raise Invalid("status", "must be firing or resolved")
-    group = {
+    group: dict[str, Any] = {
         "receiver": clean_line(message.string("receiver", 1024) or "", 1024),
         "group_key": message.string("groupKey", MAX_GROUP_KEY),
         "group_labels": message.mapping("groupLabels"),
         "external_url": message.string("externalURL", MAX_URL),
     }
+    truncated = message.number("truncatedAlerts")
+    if truncated is not None and 0 < truncated < 1e9:
+        # Alertmanager left alerts out (the receiver's max_alerts); they come in a later batch.
+        group["truncated_alerts"] = int(truncated)
     message.mapping("commonLabels")
     message.mapping("commonAnnotations", prose=True)
     envelope = {k: message.raw(k) for k in ("version", "receiver", "groupKey", "externalURL")}

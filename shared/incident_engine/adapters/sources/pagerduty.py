@@ -193,7 +193,8 @@ def _images(event: Obj) -> tuple[Image, ...]:
         src = link(entry.text("src", MAX_URL), None)
         href = link(entry.string("href", MAX_URL), None)
         alt = entry.string("alt", 4096)
-        if src is not None:
+        # PagerDuty shows only images served over HTTPS; an http one would be a mixed-content hole.
+        if src is not None and src.href.lower().startswith("https://"):
             images.append(
                 Image(src.href, href.href if href else None, clean_line(alt, MAX_LINK_TEXT) if alt else None)
             )
