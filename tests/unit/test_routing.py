@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from incident_engine.adapters.sources import alertmanager
 from incident_engine.domain.alerts import Alert, AlertAction, Integration
 from incident_engine.domain.policy import Target
-from incident_engine.domain.routing import MAX_MATCH_INPUT, Rule, evaluate_rules, field_value
+from incident_engine.domain.routing import (
+    MAX_MATCH_INPUT,
+    Condition,
+    Rule,
+    SetPolicy,
+    Suppress,
+    evaluate_rules,
+    field_value,
+)
 from incident_engine.domain.routing_documents import SampleAlert, parse_rule, rule_document
 from incident_engine.domain.severity import Severity
 from tests.support import load_event
@@ -126,6 +134,16 @@ def test_a_hostile_pattern_cannot_hang_matching() -> None:
     result = evaluate_rules([evil], alert)
     # Then RE2 answers, correctly
     assert not result.matches
+
+
+def test_a_rule_that_bypassed_validation_cannot_break_evaluation() -> None:
+    # Given rules built directly (as a store might), one with a pattern RE2 refuses
+    broken = Rule("broken", (Suppress(),), (Condition("summary", "matches", "(a)\\1"),), priority=2)
+    odd = Rule("odd", (Suppress(),), (Condition("labels.cpu", "greater_than", "ninety"),), priority=1)
+    fine = Rule("fine", (SetPolicy("pol_1"),))
+    # When they run, the bad ones simply do not match, and the rest still do
+    result = evaluate_rules([broken, odd, fine], ALERT)
+    assert [m.rule_name for m in result.matches] == ["fine"] and not result.suppressed
 
 
 def test_matches_reads_only_the_head_of_a_huge_field() -> None:

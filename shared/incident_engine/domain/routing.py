@@ -182,14 +182,20 @@ def _holds(operator: str, actual: Any, expected: Any) -> bool:
             return _text(expected) in actual
         return _text(expected) in _text(actual)
     if operator in ("greater_than", "less_than"):
-        number = _number(actual)
-        if number is None:
+        number, limit = _number(actual), _number(expected)
+        if number is None or limit is None:
             return False
-        return number > float(expected) if operator == "greater_than" else number < float(expected)
+        return number > limit if operator == "greater_than" else number < limit
     if operator == "matches":
-        if isinstance(actual, dict):
+        if isinstance(actual, dict) or not isinstance(expected, str):
             return False
-        return compile_pattern(expected).search(_text(actual)[:MAX_MATCH_INPUT]) is not None
+        try:
+            pattern = compile_pattern(expected)
+        except ValueError:
+            # A stored rule whose pattern no longer compiles matches nothing; it must not stop
+            # every other rule, or the alert itself, from going through.
+            return False
+        return pattern.search(_text(actual)[:MAX_MATCH_INPUT]) is not None
     raise AssertionError(operator)
 
 
