@@ -163,7 +163,7 @@ def test_every_action_shapes_the_incident() -> None:
             {"type": "assign", "users": ["dba@example.com"]},
             {"type": "add_labels", "labels": {"routed": "true", "env": "production"}},
             {"type": "set_severity", "severity": "P1"},
-            {"type": "notify", "targets": [{"type": "webhook", "url": "https://hooks.example.com/db"}]},
+            {"type": "notify", "targets": [{"type": "webhook", "webhook_id": "wh_db_team"}]},
             {
                 "type": "attach_runbook",
                 "url": "https://runbooks.example.com/disk",
@@ -178,7 +178,7 @@ def test_every_action_shapes_the_incident() -> None:
     assert result.assignees == ("dba@example.com",)
     assert result.labels == {**ALERT.labels, "routed": "true", "env": "production"}
     assert result.severity is Severity.P1
-    assert result.notify == (Target("webhook", "https://hooks.example.com/db"),)
+    assert result.notify == (Target("webhook", "wh_db_team"),)
     assert [(r.url, r.checklist) for r in result.runbooks] == [
         ("https://runbooks.example.com/disk", ("Free space",))
     ]
@@ -403,7 +403,7 @@ FULL_RULE = {
         {"type": "assign", "users": ["dba@example.com"]},
         {"type": "add_labels", "labels": {"routed": "true"}},
         {"type": "set_severity", "severity": "P1"},
-        {"type": "notify", "targets": [{"type": "webhook", "url": "https://hooks.example.com/db"}]},
+        {"type": "notify", "targets": [{"type": "webhook", "webhook_id": "wh_db_team"}]},
         {"type": "suppress", "reason": "maintenance"},
         {"type": "attach_runbook", "url": "https://runbooks.example.com/disk", "checklist": ["Free space"]},
     ],

@@ -149,8 +149,10 @@ class UserTarget(_Doc):
 
 
 class WebhookTarget(_Doc):
+    """A webhook registered with POST /webhooks (it carries its own URL and signing secret)."""
+
     type: Literal["webhook"]
-    url: HttpUrl
+    webhook_id: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 NotifyTarget = Annotated[UserTarget | WebhookTarget, Field(discriminator="type")]
@@ -163,7 +165,7 @@ class NotifyDoc(_Doc):
     def to_action(self) -> routing.RuleAction:
         return routing.Notify(
             tuple(
-                Target("user", t.email) if isinstance(t, UserTarget) else Target("webhook", t.url)
+                Target("user", t.email) if isinstance(t, UserTarget) else Target("webhook", t.webhook_id)
                 for t in self.targets
             )
         )
