@@ -13,6 +13,7 @@ from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
@@ -26,6 +27,7 @@ class Services:
     policies_store: PolicyRepository
     dispatcher: Dispatcher
     clock: SystemClock
+    signer: ConfigTableSigner  # one key per deployment; reuse it with another purpose label
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
         return IncidentService(
@@ -55,7 +57,8 @@ def services() -> Services:
     settings = get_settings()
     bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
     clock = SystemClock()
-    incidents = IncidentRepository(settings.region, settings.endpoint_url)
+    signer = ConfigTableSigner()
+    incidents = IncidentRepository(settings.region, settings.endpoint_url, signer)
     timers = EscalationTimerQueue(
         sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
     )
@@ -68,6 +71,7 @@ def services() -> Services:
         policies_store=PolicyRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
+        signer=signer,
     )
 
 

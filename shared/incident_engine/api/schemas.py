@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
@@ -21,6 +22,19 @@ Email = Annotated[
 ]
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+class StatusFilter(StrEnum):
+    """A status, or `active`: every status that is not terminal (one sparse index serves it)."""
+
+    ACTIVE = "active"
+    OPEN = "open"
+    ESCALATING = "escalating"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
 
 MAX_LEVELS = 10
 MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
@@ -239,6 +253,7 @@ class TimelineEventOut(BaseModel):
 
 class TimelineOut(BaseModel):
     items: list[TimelineEventOut]
+    next_cursor: str | None
 
 
 class EscalationRecordOut(BaseModel):
@@ -265,6 +280,7 @@ class EscalationRecordOut(BaseModel):
 
 class EscalationsOut(BaseModel):
     items: list[EscalationRecordOut]
+    next_cursor: str | None
 
 
 class NotificationOut(BaseModel):
@@ -297,6 +313,7 @@ class NotificationOut(BaseModel):
 
 class NotificationsOut(BaseModel):
     items: list[NotificationOut]
+    next_cursor: str | None
 
 
 class PolicyOut(BaseModel):
