@@ -373,27 +373,45 @@ class IncidentRepository:
         ]
 
     def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
-        """Earliest due first across the shards; each shard's read stops at the cutoff: O(overdue)."""
-        found = [
-            item
+        """Earliest due first across the shards; each shard's read stops at the cutoff: O(overdue).
+        The DueIndex holds keys only (see template.yaml), so each overdue incident is then read
+        itself, consistently: one that moved on meanwhile is left out."""
+        connection = IncidentItem._get_connection()
+        due = sorted(
+            (entry["due_key"]["S"], entry["pk"]["S"].removeprefix("INC#"))
             for shard in range(SHARDS)
-            for item in IncidentItem.due_index.query(
-                _partition("DUE", shard), IncidentItem.due_key <= to_key(cutoff), limit=limit
-            )
-        ]
-        found.sort(key=lambda i: i.due_key or "")
-        return [self._to_incident(i) for i in found[:limit]]
+            for entry in connection.query(
+                _partition("DUE", shard),
+                range_key_condition=IncidentItem.due_key <= to_key(cutoff),
+                index_name="DueIndex",
+                limit=limit,
+            ).get("Items", [])
+        )[:limit]
+        found = (self.get(incident_id) for _, incident_id in due)
+        return [i for i in found if i is not None and i.due_at is not None and i.due_at <= cutoff]
 
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
-        found = [
-            item
+        """Oldest first across the shards, O(stuck rows); keys only in the index, as for overdue()."""
+        connection = OutboxItem._get_connection()
+        keys = sorted(
+            (entry["pending_key"]["S"], entry["pk"]["S"], entry["sk"]["S"])
             for shard in range(SHARDS)
-            for item in OutboxItem.pending_index.query(
-                _partition("PENDING", shard), OutboxItem.pending_key <= to_key(cutoff), limit=limit
-            )
-        ]
-        found.sort(key=lambda i: i.pending_key or "")
-        return [self._to_notification(i) for i in found[:limit]]
+            for entry in connection.query(
+                _partition("PENDING", shard),
+                range_key_condition=OutboxItem.pending_key <= to_key(cutoff),
+                index_name="PendingIndex",
+                limit=limit,
+            ).get("Items", [])
+        )[:limit]
+        rows = []
+        for _, pk, sk in keys:
+            try:
+                row = OutboxItem.get(pk, sk, consistent_read=True)
+            except DoesNotExist:
+                continue
+            if row.status == "pending":  # not marked sent since the index was read
+                rows.append(self._to_notification(row))
+        return rows
 
     # --- mapping -------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 # Changing SHARDS changes every index key: it needs a backfill of the index key attributes.
@@ -114,7 +114,7 @@ class ActiveIndex(GlobalSecondaryIndex["IncidentItem"]):
 class DueIndex(GlobalSecondaryIndex["IncidentItem"]):
     class Meta:
         index_name = "DueIndex"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     due_pk = UnicodeAttribute(hash_key=True)
     due_key = UnicodeAttribute(range_key=True)
@@ -123,7 +123,7 @@ class DueIndex(GlobalSecondaryIndex["IncidentItem"]):
 class PendingIndex(GlobalSecondaryIndex["OutboxItem"]):
     class Meta:
         index_name = "PendingIndex"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     pending_pk = UnicodeAttribute(hash_key=True)
     pending_key = UnicodeAttribute(range_key=True)
