@@ -9,6 +9,8 @@ from incident_engine.adapters.aws import sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
 from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
+from incident_engine.domain import links
+from incident_engine.domain.links import LinkMaker
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
@@ -19,6 +21,7 @@ from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
+from incident_engine.usecases.links import ActionLinkService
 from incident_engine.usecases.policies import PolicyService
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
@@ -34,15 +37,26 @@ class Services:
     clock: SystemClock
     signer: ConfigTableSigner  # one key per deployment; reuse it with another purpose label
 
+    def action_links(self, base_url: str | None) -> LinkMaker | None:
+        """Links in pages that acknowledge or resolve as their recipient (none without a base URL)."""
+        if not base_url:
+            return None
+        return LinkMaker(base_url, lambda payload: self.signer.sign(links.PURPOSE, payload))
+
     def incident_service(self, base_url: str | None = None) -> IncidentService:
+        url = self.settings.public_api_url or base_url
         return IncidentService(
             self.incidents,
             self.policies_store,
             self.dispatcher,
             self.clock,
-            self.settings.public_api_url or base_url,
+            url,
             self.services_store,
+            self.action_links(url),
         )
+
+    def action_link_service(self, base_url: str | None = None) -> ActionLinkService:
+        return ActionLinkService(self.signer, self.incident_service(base_url), self.clock)
 
     def policy_service(self) -> PolicyService:
         return PolicyService(self.policies_store, self.clock, WebhookRepository())
@@ -76,6 +90,7 @@ class Services:
             self.settings.public_api_url,
             self.settings.reconcile_grace_seconds,
             self.settings.reconcile_batch,
+            self.action_links(self.settings.public_api_url),
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from incident_engine.domain.errors import Conflict
 from incident_engine.domain.keys import key_part
 from incident_engine.domain.lifecycle import TERMINAL, Action, Status, ensure_allowed
+from incident_engine.domain.links import LinkMaker
 from incident_engine.domain.model import (
     Change,
     EscalationCursor,
@@ -72,12 +73,14 @@ class _Builder:
         now: datetime,
         actor: str,
         base_url: str | None,
+        action_links: LinkMaker | None = None,
     ) -> None:
         self.incident = incident
         self.change = Change(incident=incident, expected_version=expected_version)
         self.now = now
         self.actor = actor
         self.base_url = base_url
+        self.action_links = action_links
 
     def set(self, **fields: Any) -> None:
         self.incident = replace(self.incident, **fields)
@@ -178,22 +181,31 @@ class _Builder:
         if executed is not None:
             self.put_record(executed)
         targets = _unique(policy.levels[level].targets)
-        subject, message = render_page(self.incident, level, loop, len(policy.levels), self.base_url)
         for target in targets:
-            self.change.outbox.append(
-                _notification(
-                    self.incident,
-                    "page",
-                    target.channel,
-                    target.address,
-                    f"{self.incident.id}/{fired_token}/{key_part(target.address)}",
-                    subject,
-                    message,
-                    self.now,
-                    level,
-                    loop,
-                )
+            # Each recipient's page carries links that act as that recipient, and only them.
+            ack_url, resolve_url = (
+                self.action_links.for_recipient(self.incident.id, target.address, self.now)
+                if self.action_links
+                else (None, None)
             )
+            subject, message = render_page(
+                self.incident, level, loop, len(policy.levels), self.base_url, ack_url, resolve_url
+            )
+            row = _notification(
+                self.incident,
+                "page",
+                target.channel,
+                target.address,
+                f"{self.incident.id}/{fired_token}/{key_part(target.address)}",
+                subject,
+                message,
+                self.now,
+                level,
+                loop,
+            )
+            if ack_url and resolve_url:
+                row.attributes.update(ack_url=ack_url, resolve_url=resolve_url)
+            self.change.outbox.append(row)
         paged = list(self.incident.paged)
         for target in targets:
             if (target.channel, target.address) not in paged:
@@ -320,6 +332,7 @@ def open_incident(
     actor: str,
     base_url: str | None,
     dedup_claim: str | None = None,
+    action_links: LinkMaker | None = None,
 ) -> Change:
     """``dedup_claim`` is the nonce under which this request claimed ``new.dedup_key``."""
     incident = Incident(
@@ -339,7 +352,7 @@ def open_incident(
         token=new_token(),
         version=0,
     )
-    b = _Builder(incident, None, now, actor, base_url)
+    b = _Builder(incident, None, now, actor, base_url, action_links)
     b.event(
         "created",
         to="open",
@@ -354,11 +367,13 @@ def open_incident(
     return b.done()
 
 
-def on_timer(incident: Incident, token: str, now: datetime, base_url: str | None) -> Change | None:
+def on_timer(
+    incident: Incident, token: str, now: datetime, base_url: str | None, action_links: LinkMaker | None = None
+) -> Change | None:
     """A timer came due. None means it is stale: its token was replaced, or nothing is armed."""
     if incident.token != token or incident.due_at is None or incident.status in TERMINAL:
         return None
-    b = _Builder(incident, incident.version, now, SYSTEM, base_url)
+    b = _Builder(incident, incident.version, now, SYSTEM, base_url, action_links)
     if (
         incident.status is Status.ESCALATING
         and incident.escalation
@@ -409,11 +424,16 @@ def snooze(incident: Incident, minutes: int, by: str, now: datetime) -> Change:
 
 
 def escalate(
-    incident: Incident, by: str, now: datetime, policy: Policy | None, base_url: str | None
+    incident: Incident,
+    by: str,
+    now: datetime,
+    policy: Policy | None,
+    base_url: str | None,
+    action_links: LinkMaker | None = None,
 ) -> Change:
     """Fire the next level now. ``policy`` is used only when the incident has none yet."""
     ensure_allowed(incident.status, Action.ESCALATE)
-    b = _Builder(incident, incident.version, now, by, base_url)
+    b = _Builder(incident, incident.version, now, by, base_url, action_links)
     b.event("escalated", **{"from": incident.status.value, "to": "escalating"})
     cur = incident.escalation
     if cur is None:

@@ -53,10 +53,16 @@ def _duration(start: datetime, end: datetime) -> str:
 
 
 def render_page(
-    incident: Incident, level: int, loop: int, level_count: int, base_url: str | None
+    incident: Incident,
+    level: int,
+    loop: int,
+    level_count: int,
+    base_url: str | None,
+    ack_url: str | None = None,
+    resolve_url: str | None = None,
 ) -> tuple[str, str]:
     link = incident_link(incident.id, base_url)
-    ack_url = f"{link}/acknowledge" if base_url else f"/incidents/{incident.id}/acknowledge"
+    api_ack = f"{link}/acknowledge" if base_url else f"/incidents/{incident.id}/acknowledge"
     repeat = f", repeat {loop}" if loop else ""
     lines = [
         f"{BANNERS[incident.severity]} - Incident Engine",
@@ -71,7 +77,15 @@ def render_page(
     lines += [
         "",
         f"Incident: {link}",
-        f"Acknowledge to stop escalation: POST {ack_url}",
+    ]
+    if ack_url and resolve_url:
+        lines += [
+            f"Acknowledge (stops escalation): {ack_url}",
+            f"Resolve: {resolve_url}",
+            "  (links for you alone; they ask you to confirm, and expire in 24 hours)",
+        ]
+    lines += [
+        f"Acknowledge to stop escalation: POST {api_ack}",
         "  (with your API bearer token; acknowledging stops further levels from paging)",
     ]
     prefix = f"[{incident.severity.value}]"

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from incident_engine.domain import engine
 from incident_engine.domain.lifecycle import TERMINAL
+from incident_engine.domain.links import LinkMaker
 from incident_engine.domain.model import Notification, TimerMessage
 from incident_engine.observability import count, logger
 from incident_engine.usecases.dispatch import Dispatcher, back_off
@@ -41,7 +42,9 @@ class EscalationTimerService:
         base_url: str | None,
         grace_seconds: float = 20.0,
         batch: int = 500,
+        action_links: LinkMaker | None = None,
     ) -> None:
+        self._action_links = action_links
         self._store = store
         self._dispatcher = dispatcher
         self._clock = clock
@@ -63,7 +66,11 @@ class EscalationTimerService:
         for attempt in range(MAX_ATTEMPTS):
             incident = self._store.get(timer.incident_id)
             now = self._clock.now()
-            change = engine.on_timer(incident, timer.token, now, self._base_url) if incident else None
+            change = (
+                engine.on_timer(incident, timer.token, now, self._base_url, self._action_links)
+                if incident
+                else None
+            )
             if change is None:
                 return self._stale(timer)
             try:

@@ -14,6 +14,7 @@ from incident_engine.domain import engine
 from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
 from incident_engine.domain.keys import dedup_scope
 from incident_engine.domain.lifecycle import TERMINAL
+from incident_engine.domain.links import LinkMaker
 from incident_engine.domain.model import Change, EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Policy, select_policy
 from incident_engine.domain.services import Service
@@ -76,7 +77,9 @@ class IncidentService:
         clock: Clock,
         base_url: str | None,
         services: ServiceLookup | None = None,
+        action_links: LinkMaker | None = None,
     ) -> None:
+        self._action_links = action_links
         self._store = store
         self._policies = policies
         self._services = services
@@ -132,7 +135,9 @@ class IncidentService:
             now = self._clock.now()
             # The number is drawn only once the dedup key is ours: a lost race burns none.
             incident_id = self._store.allocate_id(now)
-            change = engine.open_incident(incident_id, new, policy, now, actor, self._base_url, dedup_claim)
+            change = engine.open_incident(
+                incident_id, new, policy, now, actor, self._base_url, dedup_claim, self._action_links
+            )
             if idempotency is not None and idempotency_claim is not None:
                 change.idempotency = (idempotency.key_hash, idempotency_claim, 201)
             self._commit_new(change)
@@ -234,7 +239,7 @@ class IncidentService:
             policy = None
             if incident.escalation is None:
                 policy = self._select(incident.severity, incident.service, incident.team)
-            return engine.escalate(incident, by, now, policy, self._base_url)
+            return engine.escalate(incident, by, now, policy, self._base_url, self._action_links)
 
         return self._apply(incident_id, decide)
 

@@ -55,6 +55,14 @@ class StoredCredential:
     revoked: bool
 
 
+class Signer(Protocol):
+    """MACs under one secret. `purpose` separates uses (list cursors, ack links), so a signature
+    made for one purpose never verifies for another."""
+
+    def sign(self, purpose: str, payload: bytes) -> bytes: ...
+    def verify(self, purpose: str, payload: bytes, signature: bytes) -> bool: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -76,14 +84,6 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
-
-
-class Signer(Protocol):
-    """MACs under one secret. `purpose` separates uses (list cursors, ack links), so a signature
-    made for one purpose never verifies for another."""
-
-    def sign(self, purpose: str, payload: bytes) -> bytes: ...
-    def verify(self, purpose: str, payload: bytes, signature: bytes) -> bool: ...
 
 
 class IncidentStore(Protocol):
