@@ -188,26 +188,34 @@ def token_parameters() -> dict[str, str]:
     return {"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()}
 
 
+def running_stack(say: Callable[[str], None] = print) -> LocalStack | None:
+    """The running `make run` stack's resources, if one answers on its AWS endpoint."""
+    running = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('AWS_PORT', '5000')}"
+    if not _answers(running):
+        return None
+    try:
+        stack = provision(
+            _session(),
+            stack_name=STACK_NAME,
+            endpoint_url=running,
+            api_url=f"http://127.0.0.1:{os.environ.get('API_PORT', '3000')}",
+            parameters=token_parameters(),
+            create=False,
+        )
+    except LookupError as exc:
+        say(f"(something answers on {running}, but it is not the local stack: {exc})")
+        return None
+    say(f"(using the running local stack's resources on {running})")
+    return stack
+
+
 @contextmanager
 def local_resources(say: Callable[[str], None] = print) -> Iterator[LocalStack]:
     """The running `make run` stack's resources when it answers, else a fresh emulator's."""
-    running = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('AWS_PORT', '5000')}"
-    if _answers(running):
-        try:
-            stack = provision(
-                _session(),
-                stack_name=STACK_NAME,
-                endpoint_url=running,
-                api_url=f"http://127.0.0.1:{os.environ.get('API_PORT', '3000')}",
-                parameters=token_parameters(),
-                create=False,
-            )
-        except LookupError as exc:
-            say(f"(something answers on {running}, but not the local stack: {exc}; using a fresh emulator)")
-        else:
-            say(f"(using the running local stack's resources on {running})")
-            yield stack
-            return
+    stack = running_stack(say)
+    if stack is not None:
+        yield stack
+        return
     with fresh_emulator() as url:
         say(f"(no local stack running: using a fresh emulator on {url}, stopped afterwards)")
         yield provision(_session(), endpoint_url=url, parameters=token_parameters())

@@ -265,3 +265,54 @@ def test_a_handler_typo_in_the_template_fails_the_function(artifact: Artifact, s
 
 def _with_opt(fn: Any, opt: Path) -> Any:
     return type(fn)(**{**fn.__dict__, "opt": opt})
+
+
+# ----------------------------------------------------------------------------- make invoke / make env-vars
+
+
+def test_invoke_and_env_vars_use_the_running_local_stack(
+    artifact: Artifact, endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    from local import env_vars, invoke
+
+    session = boto3.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
+    provision(session, stack_name=invoke.STACK_NAME, endpoint_url=endpoint)  # what `make run` creates
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+
+    variables = env_vars.from_local_stack("http://host.docker.internal:5000")
+    assert variables is not None
+    assert variables["ApiFunction"]["INCIDENTS_TABLE"] == f"{invoke.STACK_NAME}-IncidentsTable"
+    assert variables["EscalationWorkerFunction"]["TIMER_QUEUE_URL"].endswith(
+        f"/{invoke.STACK_NAME}-TimerQueue"
+    )
+    assert {v["AWS_ENDPOINT_URL"] for v in variables.values()} == {"http://host.docker.internal:5000"}
+    assert "API_TOKEN_SHA256" not in variables["AuthorizerFunction"]  # --parameter-overrides sets it
+
+    capsys.readouterr()
+    assert invoke.main(["ApiFunction", str(EVENTS / "api_acknowledge_incident.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "using the running local stack" in err and "created INC-" in err
+    response = json.loads(out)
+    assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "acknowledged"
+
+
+def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -> None:
+    from local.env_vars import from_outputs
+
+    outputs = {
+        "ApiUrl": "https://x1.execute-api.eu-west-1.amazonaws.com/v1",
+        "IncidentsTableName": "prod-IncidentsTable-1",
+        "ConfigTableName": "prod-ConfigTable-1",
+        "TimerQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-TimerQueue-1",
+        "NotificationsTopicArn": "arn:aws:sns:eu-west-1:1:prod-NotificationsTopic-1",
+    }
+    parameters = {"LogLevel": "DEBUG", "StageName": "v1", "ApiTokenSha256": "****", "LogRetentionDays": "30"}
+    variables, unresolved = from_outputs(outputs, parameters)
+    assert variables["ApiFunction"]["INCIDENTS_TABLE"] == "prod-IncidentsTable-1"
+    assert variables["ReconcilerFunction"]["TIMER_QUEUE_URL"].endswith("prod-TimerQueue-1")
+    assert variables["EscalationWorkerFunction"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
+    assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
+    assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256"]  # NoEcho: the parameter override
