@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = f"{result.duration_ms:.0f} ms" if result.duration_ms is not None else "-"
     say(
         f"REPORT Init Duration: {result.init_ms:.0f} ms  Duration: {duration}  "
-        f"Compiled at start: {len(result.compiled)} modules"
+        f"Layer modules compiled at start: {len(result.compiled_under(fn.opt))}"
     )
     say("--- response ---")
     print(json.dumps(result.error if result.error else result.response, indent=2))
