@@ -79,7 +79,10 @@ def _without_bytecode(opt: Path, into: Path) -> Path:
     target = into / "python"
 
     def link(src: str, dst: str) -> None:
-        Path(dst).hardlink_to(src)
+        try:
+            Path(dst).hardlink_to(src)
+        except OSError:  # another filesystem
+            shutil.copy2(src, dst)
 
     shutil.copytree(opt, target, ignore=shutil.ignore_patterns("__pycache__"), copy_function=link)
     return target

@@ -218,7 +218,10 @@ def _broken_copy(fn_opt: Path, tmp_path: Path, drop: Callable[[Path], bool]) -> 
 
 
 def _link(src: str, dst: str) -> None:
-    Path(dst).hardlink_to(src)
+    try:
+        Path(dst).hardlink_to(src)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
 
 
 def test_a_library_missing_from_the_layer_fails_the_function(
