@@ -60,6 +60,8 @@ def from_outputs(
         for name, o in tpl.get("Outputs", {}).items()
         if name in outputs
     }
+    # NoEcho parameters read back as **** from AWS; they are for --parameter-overrides, not this file.
+    hidden = {name for name, p in tpl.get("Parameters", {}).items() if p.get("NoEcho")}
     resolved: dict[str, dict[str, str]] = {}
     unresolved: list[str] = []
     for logical_id, variables in _declared(tpl).items():
@@ -73,9 +75,10 @@ def from_outputs(
             elif (
                 isinstance(node, dict)
                 and set(node) == {"Ref"}
-                and parameters.get(node["Ref"], "****") != "****"
+                and node["Ref"] in parameters
+                and node["Ref"] not in hidden
             ):
-                value = parameters[node["Ref"]]  # NoEcho parameters read back as ****
+                value = parameters[node["Ref"]]
             else:
                 value = None
             if value is None:

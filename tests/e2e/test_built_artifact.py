@@ -319,3 +319,35 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
     assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
     assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256"]  # NoEcho: the parameter override
+
+
+def test_env_vars_read_a_deployed_stack_through_cloudformation() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from local.env_vars import from_deployed_stack
+
+    # A stand-in stack with the real one's output and parameter names (moto does not run SAM).
+    body = {
+        "Parameters": {"LogLevel": {"Type": "String"}, "ApiTokenSha256": {"Type": "String", "NoEcho": True}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "IncidentsTableName": {"Value": "prod-IncidentsTable-1"},
+            "TimerQueueUrl": {"Value": "https://sqs.eu-west-1.amazonaws.com/1/prod-TimerQueue-1"},
+        },
+    }
+    with mock_aws():
+        boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+            StackName="prod",
+            TemplateBody=json.dumps(body),
+            Parameters=[
+                {"ParameterKey": "LogLevel", "ParameterValue": "WARNING"},
+                {"ParameterKey": "ApiTokenSha256", "ParameterValue": "0" * 64},
+            ],
+        )
+        variables, unresolved = from_deployed_stack("prod", "eu-west-1")
+    assert variables["ApiFunction"]["INCIDENTS_TABLE"] == "prod-IncidentsTable-1"
+    assert variables["EscalationWorkerFunction"]["TIMER_QUEUE_URL"].endswith("prod-TimerQueue-1")
+    assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "WARNING"
+    assert "ApiFunction.CONFIG_TABLE" in unresolved  # not among this stand-in's outputs
+    assert "API_TOKEN_SHA256" not in variables["AuthorizerFunction"]  # NoEcho reads back as ****
