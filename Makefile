@@ -5,13 +5,24 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/dependencies/requirements.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-# The Lambda runtime's Python, for cold-start figures (found on PATH or through pyenv).
-PY313  ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || \
-                  PYENV_VERSION=3.13.0 pyenv which python3 2>/dev/null)
-LAMBDA_VENV := .venv-lambda
-LAMBDA_STAMP := $(LAMBDA_VENV)/.installed-$(shell cat layers/dependencies/requirements.txt | cksum | cut -d' ' -f1)
+# The Lambda runtime's Python (sam build, make invoke, the built-artifact test, cold starts):
+# python3.13 on PATH, else the newest 3.13 pyenv has.
+ifndef PY313
+PY313 := $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || \
+	PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | tail -n 1) \
+	pyenv which python3.13 2>/dev/null)
+endif
+export PYTHON313 := $(PY313)
+# The SAM CLI: yours when it is on PATH, else one installed in .venv-sam (see requirements-sam.txt).
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell cat requirements-sam.txt | cksum | cut -d' ' -f1)
+SAM ?= $(or $(shell command -v sam 2>/dev/null),$(SAM_VENV)/bin/sam)
+FUNCTION ?=
+EVENT ?=
+STACK ?=
 
-.PHONY: help venv run test test-unit test-integration test-e2e lint build deploy bench bench-quick clean
+.PHONY: help venv run test test-unit test-integration test-e2e lint build deploy bench bench-quick clean \
+        py313 invoke env-vars
 
 help:
 	@echo "make run      start the local stack (emulated AWS + API + pollers + reconciler)"
@@ -19,8 +30,11 @@ help:
 	@echo "make lint     ruff, mypy and cfn-lint"
 	@echo "make bench    every benchmark (a few minutes); rewrites docs/benchmarks.md"
 	@echo "make bench-quick  the same at small sizes, under a minute; prints only"
-	@echo "make build    sam build (needs the SAM CLI)"
-	@echo "make deploy   sam deploy --guided (needs the SAM CLI and AWS credentials)"
+	@echo "make build    sam build with Python 3.13 (installs the SAM CLI in .venv-sam if none is on PATH)"
+	@echo "make invoke FUNCTION=ApiFunction EVENT=events/api_create_incident.json"
+	@echo "             run one built function as Lambda would, against the local stack (no Docker)"
+	@echo "make env-vars [STACK=<deployed stack>]  an --env-vars file for sam local invoke"
+	@echo "make deploy   sam deploy --guided (needs AWS credentials)"
 
 $(STAMP): requirements-dev.txt layers/dependencies/requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,28 +64,42 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint -c I -- template.yaml  # informational checks too
 
-# Only the runtime's libraries (the dependencies layer), under the runtime's Python.
-$(LAMBDA_STAMP): layers/dependencies/requirements.txt
-	@if [ -z "$(PY313)" ]; then echo "python3.13 not found: cold starts will be measured with $(PYTHON)"; \
-	  $(PYTHON) -m venv $(LAMBDA_VENV); else $(PY313) -m venv $(LAMBDA_VENV); fi
-	$(LAMBDA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r layers/dependencies/requirements.txt
-	@rm -f $(LAMBDA_VENV)/.installed-*
+# Cold starts are measured on the built artifact (local/build.py) under Python 3.13.
+bench: venv
+	PYTHONPATH=shared:. $(BIN)/python -m bench
+
+bench-quick: venv
+	PYTHONPATH=shared:. $(BIN)/python -m bench --quick
+
+py313:
+	@test -n "$(PY313)" || { \
+	  echo "error: Python 3.13 (the Lambda runtime's version) was not found on PATH or in pyenv."; \
+	  echo "  Install it, e.g. 'pyenv install 3.13' or your system's python3.13 package, or pass PY313=/path/to/python3.13."; \
+	  exit 2; }
+
+$(SAM_STAMP): requirements-sam.txt
+	@echo "sam not found on PATH: installing the AWS SAM CLI into $(SAM_VENV) (about a minute, once)"
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	@rm -f $(SAM_VENV)/.installed-*
 	@touch $@
 
-bench: venv $(LAMBDA_STAMP)
-	BENCH_PYTHON=$(CURDIR)/$(LAMBDA_VENV)/bin/python PYTHONPATH=shared:. $(BIN)/python -m bench
-
-bench-quick: venv $(LAMBDA_STAMP)
-	BENCH_PYTHON=$(CURDIR)/$(LAMBDA_VENV)/bin/python PYTHONPATH=shared:. $(BIN)/python -m bench --quick
-
-build:
-	@command -v sam >/dev/null || { echo "sam not found: install the AWS SAM CLI (pip install aws-sam-cli)"; exit 2; }
-	sam build
+# sam build finds the runtime's python on PATH; the layers' Makefiles read PYTHON313.
+build: py313 $(if $(filter $(SAM_VENV)/bin/sam,$(SAM)),$(SAM_STAMP))
+	PATH="$(dir $(PY313)):$$PATH" $(SAM) build
 
 deploy: build
-	sam deploy --guided
+	$(SAM) deploy --guided
+
+invoke: venv py313
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { \
+	  echo "usage: make invoke FUNCTION=<logical id in template.yaml> EVENT=events/<file>.json [INCIDENT=<id>]"; exit 2; }
+	@$(BIN)/python -m local.invoke "$(FUNCTION)" "$(EVENT)"
+
+env-vars: venv
+	@$(BIN)/python -m local.env_vars $(if $(STACK),--stack "$(STACK)") $(if $(AWS_ENDPOINT),--aws-endpoint "$(AWS_ENDPOINT)")
 
 clean:
-	rm -rf $(VENV) $(LAMBDA_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .venv-lambda .aws-sam .pytest_cache .mypy_cache .ruff_cache

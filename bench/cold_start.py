@@ -1,13 +1,16 @@
-"""Cold start: a fresh interpreter importing each handler and building its module-level objects.
+"""Cold start: a fresh interpreter importing each handler from the built artifact.
 
-Measured under the Lambda runtime's Python (3.13) with only the runtime's libraries (the
-dependencies layer) installed, our code copied fresh so it compiles as it does on Lambda's
-read-only filesystem. The baseline is a fresh interpreter that only imports boto3.
+What is measured is what is deployed: the artifact `sam build` makes (built the same way by
+local/build.py, for this machine's architecture), each function's folder first on the path, then its
+layers merged as /opt/python, then the standard library and nothing else, under Python 3.13 with
+-I -S -B (isolated, no site-packages, nothing written back: Lambda's /opt is read-only). The
+baseline is the same interpreter importing only boto3, from the same layer. Each handler is also
+measured with the layers' bytecode removed, which is what every cold start paid before the
+dependencies layer shipped it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import statistics
@@ -17,14 +20,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from local.build import Artifact, BuiltFunction, build
+from local.invoke import lambda_environment
+
 HANDLERS = {
-    "api": "functions.api.app",
-    "authorizer": "functions.authorizer.app",
-    "escalation_worker": "functions.escalation_worker.app",
-    "reconciler": "functions.reconciler.app",
+    "api": "ApiFunction",
+    "authorizer": "AuthorizerFunction",
+    "escalation_worker": "EscalationWorkerFunction",
+    "reconciler": "ReconcilerFunction",
 }
-PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+PROBE = (
+    "import sys, time; sys.path[:0] = {paths!r}; "
+    "t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+)
+# Module-level code reads these (service name, namespace); the resources are never called.
+VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME": "incident-engine",
+    "POWERTOOLS_METRICS_NAMESPACE": "IncidentEngine",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "INCIDENTS_TABLE": "t",
+    "CONFIG_TABLE": "c",
+    "TIMER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
+    "NOTIFICATIONS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:n",
+}
 
 
 @dataclass(frozen=True)
@@ -32,60 +50,23 @@ class ColdStart:
     name: str
     process_ms: float  # median wall time of the whole fresh interpreter
     import_ms: float  # median time inside the interpreter for the import alone
+    no_bytecode_ms: float | None = None  # process median with the layers' bytecode removed
 
     def ratio(self, baseline: ColdStart) -> float:
         return self.process_ms / baseline.process_ms
 
 
-def _code_copy(python: str) -> Path:
-    """Our code as Lambda gets it: the layer built by shared/Makefile (source plus bytecode checked
-    by hash), the handler folders as plain source on a read-only filesystem (never cached)."""
-    target = Path(tempfile.mkdtemp(prefix="coldstart-"))
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "functions", target / "functions", ignore=ignore)
-    subprocess.run(
-        [
-            "make",
-            "-s",
-            "-C",
-            str(ROOT / "shared"),
-            "build-EngineLayer",
-            f"PYTHON={python}",
-            f"ARTIFACTS_DIR={target / 'layer'}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+def _paths(fn: BuiltFunction, opt: Path) -> list[str]:
+    version = "python3.13"
+    return [str(fn.task), str(opt / "lib" / version / "site-packages"), str(opt)]
 
 
-def _env(code: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(
-        {
-            "PYTHONPATH": f"{code / 'layer' / 'python'}:{code}",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "AWS_REGION": "us-east-1",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x",
-            "POWERTOOLS_SERVICE_NAME": "incident-engine",
-            "POWERTOOLS_METRICS_NAMESPACE": "IncidentEngine",
-            "INCIDENTS_TABLE": "t",
-            "CONFIG_TABLE": "c",
-            "TIMER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
-            "NOTIFICATIONS_TOPIC_ARN": "arn:aws:sns:x",
-        }
-    )
-    return env
-
-
-def _one(python: str, module: str, env: dict[str, str], cwd: Path) -> tuple[float, float]:
+def _one(artifact: Artifact, fn: BuiltFunction, opt: Path, module: str) -> tuple[float, float]:
     started = time.perf_counter()
     out = subprocess.run(
-        [python, "-c", PROBE.format(module=module)],
-        env=env,
-        cwd=cwd,
+        [artifact.python, "-I", "-S", "-B", "-c", PROBE.format(paths=_paths(fn, opt), module=module)],
+        env=lambda_environment(fn, VARIABLES, "us-east-1"),
+        cwd=fn.task,
         capture_output=True,
         text=True,
         check=True,
@@ -93,47 +74,57 @@ def _one(python: str, module: str, env: dict[str, str], cwd: Path) -> tuple[floa
     return (time.perf_counter() - started) * 1000, float(out.stdout.strip()) * 1000
 
 
-def measure(python: str, runs: int = 7) -> tuple[ColdStart, list[ColdStart]]:
-    code = _code_copy(python)
-    try:
-        env = _env(code)
-        subprocess.run(
-            [python, "-c", "import boto3, pydantic, pynamodb, aws_lambda_powertools"],
-            env=env,
-            cwd=code,
-            check=True,
-            capture_output=True,
-        )  # page the libraries into the OS cache first
+def _without_bytecode(opt: Path, into: Path) -> Path:
+    """A copy of /opt with every __pycache__ left out (hard links: instant)."""
+    target = into / "python"
 
-        def median_of(module: str) -> ColdStart:
-            samples = [_one(python, module, env, code) for _ in range(runs)]
-            return ColdStart(
-                module, statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
-            )
+    def link(src: str, dst: str) -> None:
+        try:
+            Path(dst).hardlink_to(src)
+        except OSError:  # another filesystem
+            shutil.copy2(src, dst)
 
-        baseline = median_of("boto3")
-        return baseline, [
-            ColdStart(name, *(lambda c: (c.process_ms, c.import_ms))(median_of(module)))
-            for name, module in HANDLERS.items()
-        ]
-    finally:
-        shutil.rmtree(code, ignore_errors=True)
+    shutil.copytree(opt, target, ignore=shutil.ignore_patterns("__pycache__"), copy_function=link)
+    return target
 
 
-def heaviest_imports(python: str, module: str = HANDLERS["api"], top: int = 6) -> list[tuple[str, float]]:
+def measure(python: str, runs: int = 7, without_bytecode: bool = True) -> tuple[ColdStart, list[ColdStart]]:
+    artifact = build(python)
+
+    def median_of(fn: BuiltFunction, opt: Path, module: str) -> tuple[float, float]:
+        samples = [_one(artifact, fn, opt, module) for _ in range(runs)]
+        return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+    api = artifact.functions[HANDLERS["api"]]
+    _one(artifact, api, api.opt, "boto3, pydantic, pynamodb, aws_lambda_powertools")  # warm the OS cache
+    baseline = ColdStart("boto3", *median_of(api, api.opt, "boto3"))
+    starts = []
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
+        for name, logical_id in HANDLERS.items():
+            fn = artifact.functions[logical_id]
+            module = fn.handler.rpartition(".")[0]
+            process_ms, import_ms = median_of(fn, fn.opt, module)
+            no_bytecode_ms = None
+            if without_bytecode:
+                no_bytecode_ms, _ = median_of(fn, _without_bytecode(fn.opt, Path(tmp) / name), module)
+            starts.append(ColdStart(name, process_ms, import_ms, no_bytecode_ms))
+    return baseline, starts
+
+
+def heaviest_imports(python: str, name: str = "api", top: int = 6) -> list[tuple[str, float]]:
     """Packages by the import time spent in their own modules (-X importtime self time), heaviest first."""
-    code = _code_copy(python)
-    try:
-        out = subprocess.run(
-            [python, "-X", "importtime", "-c", f"import {module}"],
-            env=_env(code),
-            cwd=code,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        shutil.rmtree(code, ignore_errors=True)
+    artifact = build(python)
+    fn = artifact.functions[HANDLERS[name]]
+    module = fn.handler.rpartition(".")[0]
+    code = f"import sys; sys.path[:0] = {_paths(fn, fn.opt)!r}; import {module}"
+    out = subprocess.run(
+        [artifact.python, "-I", "-S", "-B", "-X", "importtime", "-c", code],
+        env=lambda_environment(fn, VARIABLES, "us-east-1"),
+        cwd=fn.task,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     totals: dict[str, float] = {}
     for line in out.stderr.splitlines():
         found = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)

@@ -163,8 +163,13 @@ def provision(
     api_url: str = "http://127.0.0.1:3000",
     endpoint_url: str | None = None,
     template: dict[str, Any] | None = None,
+    create: bool = True,
 ) -> LocalStack:
-    """Create every table, queue and topic in the template; return names and function specs."""
+    """Create every table, queue and topic in the template; return names and function specs.
+
+    With create=False nothing is created: the resources a stack of that name already made on the
+    endpoint (`make run`'s) are looked up instead, and LookupError names the first one missing.
+    """
     tpl = template or load_template()
     resources: dict[str, Any] = tpl["Resources"]
     params = {name: str(spec.get("Default", "")) for name, spec in tpl.get("Parameters", {}).items()}
@@ -181,8 +186,19 @@ def provision(
     def physical_name(logical_id: str) -> str:
         return f"{stack_name}-{logical_id}"
 
+    def missing(logical_id: str, name: str) -> LookupError:
+        where = endpoint_url or "the emulated AWS"
+        return LookupError(f"{logical_id} ({name}) does not exist on {where}: is the local stack running?")
+
     for logical_id, res in resources.items():
-        if res["Type"] == "AWS::DynamoDB::Table":
+        if res["Type"] == "AWS::DynamoDB::Table" and not create:
+            name = physical_name(logical_id)
+            try:
+                arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+            except dynamodb.exceptions.ResourceNotFoundException:
+                raise missing(logical_id, name) from None
+            stack.physical[logical_id], stack.arns[logical_id] = name, arn
+        elif res["Type"] == "AWS::DynamoDB::Table":
             props = res["Properties"]
             args: dict[str, Any] = {
                 "TableName": physical_name(logical_id),
@@ -208,7 +224,13 @@ def provision(
         }
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
-        url = sqs.create_queue(QueueName=physical_name(logical_id), Attributes=attributes)["QueueUrl"]
+        if create:
+            url = sqs.create_queue(QueueName=physical_name(logical_id), Attributes=attributes)["QueueUrl"]
+        else:
+            try:
+                url = sqs.get_queue_url(QueueName=physical_name(logical_id))["QueueUrl"]
+            except sqs.exceptions.QueueDoesNotExist:
+                raise missing(logical_id, physical_name(logical_id)) from None
         stack.physical[logical_id] = url
         stack.arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"
@@ -216,7 +238,14 @@ def provision(
 
     for logical_id, res in resources.items():
         if res["Type"] == "AWS::SNS::Topic":
-            arn = sns.create_topic(Name=physical_name(logical_id))["TopicArn"]
+            if create:
+                arn = sns.create_topic(Name=physical_name(logical_id))["TopicArn"]
+            else:
+                arn = f"arn:aws:sns:{region}:{ACCOUNT}:{physical_name(logical_id)}"
+                try:
+                    sns.get_topic_attributes(TopicArn=arn)
+                except sns.exceptions.NotFoundException:
+                    raise missing(logical_id, physical_name(logical_id)) from None
             stack.physical[logical_id] = arn
             stack.arns[logical_id] = arn
 
@@ -245,6 +274,12 @@ def provision(
             continue
         props = res["Properties"]
         env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+        # The template declares AWS_ENDPOINT_URL empty (real AWS) so that `sam local invoke` can be
+        # pointed elsewhere; here it is the emulator, or unset when moto runs in-process.
+        if "AWS_ENDPOINT_URL" in env and endpoint_url:
+            env["AWS_ENDPOINT_URL"] = endpoint_url
+        elif "AWS_ENDPOINT_URL" in env:
+            del env["AWS_ENDPOINT_URL"]
         folder = Path(props["CodeUri"]).name
         routes, queue, batch, schedule, schedule_input = [], None, 10, None, None
         for event in props.get("Events", {}).values():

@@ -132,3 +132,73 @@ def test_globals_and_outputs(template: dict[str, Any]) -> None:
     layers = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"}
     assert layers == {"DependenciesLayer", "EngineLayer"}
     assert template["Resources"]["EngineLayer"]["Properties"]["ContentUri"] == "shared/"
+
+
+def test_a_second_stack_can_be_created_beside_the_first(translated: dict[str, Any]) -> None:
+    # A fixed schedule name would collide between two stacks (staging beside production).
+    schedules = [r for r in translated["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedules
+    assert all("Name" not in s["Properties"] for s in schedules)
+    fixed_names = [
+        (logical_id, key)
+        for logical_id, r in translated["Resources"].items()
+        for key in ("Name", "FunctionName", "TableName", "QueueName", "TopicName", "LogGroupName")
+        if isinstance(r.get("Properties", {}).get(key), str)  # a literal, not a Ref or a generated name
+    ]
+    assert fixed_names == []
+
+
+def test_every_function_logs_to_a_group_with_a_retention(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    functions = {k: r for k, r in res.items() if r["Type"] == "AWS::Serverless::Function"}
+    groups = {k for k, r in res.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    used = set()
+    for logical_id, fn in functions.items():
+        group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert group in groups, logical_id
+        assert res[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert res[group]["DeletionPolicy"] == "Delete"  # logs go with the stack
+        used.add(group)
+    assert len(used) == len(functions)  # one group each
+
+
+def test_every_alarm_notifies_the_engine_health_topic(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    alarms = [r for r in res.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        assert {"Ref": "EngineHealthTopic"} in alarm["Properties"]["AlarmActions"]
+    assert res["EngineHealthTopic"]["Type"] == "AWS::SNS::Topic"
+    assert template["Outputs"]["EngineHealthTopicArn"]["Value"] == {"Ref": "EngineHealthTopic"}
+
+
+def test_queues_holding_timers_say_what_happens_to_them(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    for logical_id in ("TimerQueue", "TimerDeadLetterQueue"):
+        queue = res[logical_id]
+        assert queue["Properties"]["MessageRetentionPeriod"] == 1209600  # SQS's longest, 14 days
+        assert {queue["DeletionPolicy"], queue["UpdateReplacePolicy"]} <= {"Delete", "Retain"}
+    # Timers that failed are not on any incident: keep them for a human to read.
+    assert res["TimerDeadLetterQueue"]["DeletionPolicy"] == "Retain"
+
+
+def test_cfn_lint_informational_checks_are_clean_too() -> None:
+    from cfnlint.api import ManualArgs
+
+    findings = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"]))
+    assert [str(f) for f in findings] == []
+
+
+def test_layers_are_built_for_the_functions_architecture_and_python(template: dict[str, Any]) -> None:
+    arch = template["Globals"]["Function"]["Architectures"]
+    runtime = template["Globals"]["Function"]["Runtime"]
+    for logical_id in ("DependenciesLayer", "EngineLayer"):
+        layer = template["Resources"][logical_id]
+        assert layer["Metadata"]["BuildMethod"] == "makefile"  # compiles bytecode for the runtime
+        assert [layer["Metadata"]["BuildArchitecture"]] == arch
+        assert layer["Properties"]["CompatibleArchitectures"] == arch
+        assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    # SAM does not tell a makefile build the architecture: the Makefile's default must agree.
+    makefile = (TEMPLATE.parent / "layers" / "dependencies" / "Makefile").read_text()
+    assert f"LAMBDA_ARCH ?= {arch[0]}\n" in makefile
