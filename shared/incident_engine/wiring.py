@@ -12,7 +12,10 @@ from incident_engine.adapters.timers import EscalationTimerQueue
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
+from incident_engine.store.people import TeamRepository, UserRepository
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.schedules import ScheduleRepository
+from incident_engine.usecases.config import ConfigService
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
@@ -26,6 +29,9 @@ class Services:
     policies_store: PolicyRepository
     dispatcher: Dispatcher
     clock: SystemClock
+    users: UserRepository
+    teams: TeamRepository
+    schedules: ScheduleRepository
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
         return IncidentService(
@@ -38,6 +44,9 @@ class Services:
 
     def policy_service(self) -> PolicyService:
         return PolicyService(self.policies_store, self.clock)
+
+    def config_service(self) -> ConfigService:
+        return ConfigService(self.users, self.teams, self.schedules, self.policies_store, self.clock)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
@@ -68,6 +77,9 @@ def services() -> Services:
         policies_store=PolicyRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
+        users=UserRepository(settings.region, settings.endpoint_url),
+        teams=TeamRepository(settings.region, settings.endpoint_url),
+        schedules=ScheduleRepository(settings.region, settings.endpoint_url),
     )
 
 

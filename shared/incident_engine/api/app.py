@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from incident_engine.api import incidents, policies
+from incident_engine.api import incidents, people, policies, schedules
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -19,9 +19,11 @@ VERSION = "0.1.0"
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(incidents.router)
 app.include_router(policies.router)
+app.include_router(people.router)
+app.include_router(schedules.router)
 DESCRIPTION = (
-    "Incidents, escalation policies and timed escalation. All routes but /health need "
-    "`Authorization: Bearer <token>`."
+    "Incidents, escalation policies, timed escalation, people and on-call schedules. "
+    "All routes but /health need `Authorization: Bearer <token>`."
 )
 
 

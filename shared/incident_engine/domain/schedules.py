@@ -89,6 +89,10 @@ class Schedule:
     name: str
     time_zone: str
     layers: tuple[Layer, ...]  # the last is the highest
+    enabled: bool = True
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int = 1
 
 
 @dataclass(frozen=True)

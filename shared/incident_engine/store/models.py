@@ -10,6 +10,7 @@ Incidents table (single-table):
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
+  USER, TEAM, SCHEDULE, OVERRIDE#<schedule id>   see store/people.py and store/schedules.py
 """
 
 from __future__ import annotations
@@ -182,9 +183,18 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
 CONFIG_MODELS: tuple[type[Model], ...] = (ConfigItem, PolicyItem, DefaultPolicyItem)
 
 
+def _subclasses(model: type[Model]) -> list[type[Model]]:
+    found = []
+    for sub in model.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:
     """Point every item class at the deployed tables. Safe to call again with new names."""
-    for models, name in ((INCIDENT_MODELS, incidents_table), (CONFIG_MODELS, config_table)):
+    # Item classes of other modules (people, schedules) subclass ConfigItem; bind them too.
+    config_models = (*CONFIG_MODELS, *_subclasses(ConfigItem))
+    for models, name in ((INCIDENT_MODELS, incidents_table), (config_models, config_table)):
         for model in models:
             meta: Any = model.Meta
             if (
