@@ -28,7 +28,7 @@ def create_user(body: UserIn) -> Response[UserOut]:
     return Response(status_code=201, content_type="application/json", body=UserOut.of(user))
 
 
-@router.get("/users", tags=["people"], summary="List users, oldest id first")
+@router.get("/users", tags=["people"], summary="List users, by id")
 def list_users(
     include_disabled: Annotated[bool, Query()] = False, limit: Limit = 25, cursor: Cursor = None
 ) -> UserPage:
@@ -61,7 +61,7 @@ def create_team(body: TeamIn) -> Response[TeamOut]:
     return Response(status_code=201, content_type="application/json", body=TeamOut.of(team))
 
 
-@router.get("/teams", tags=["people"], summary="List teams, oldest id first")
+@router.get("/teams", tags=["people"], summary="List teams, by id")
 def list_teams(
     include_disabled: Annotated[bool, Query()] = False, limit: Limit = 25, cursor: Cursor = None
 ) -> TeamPage:

@@ -60,7 +60,7 @@ def create_schedule(body: ScheduleIn) -> Response[ScheduleOut]:
     return Response(status_code=201, content_type="application/json", body=ScheduleOut.of(schedule))
 
 
-@router.get("/schedules", tags=["schedules"], summary="List schedules, oldest id first")
+@router.get("/schedules", tags=["schedules"], summary="List schedules, by id")
 def list_schedules(
     include_disabled: Annotated[bool, Query()] = False, limit: Limit = 25, cursor: Cursor = None
 ) -> SchedulePage:
