@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -314,3 +316,25 @@ def test_the_api_loads_icalendar_only_for_the_calendar_route() -> None:
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_ids_and_cursors_that_cannot_be_ours_are_refused_not_sent_to_dynamodb(
+    api: Api, people: dict[str, str]
+) -> None:
+    # An id longer than a sort key may be is simply not found (DynamoDB would reject the key)
+    for path in ("/users/" + "u" * 2000, "/teams/" + "t" * 2000, "/schedules/" + "s" * 2000):
+        status, body = api.call("GET", path)
+        assert status == 404 and len(body["message"]) < 200, (path, body)
+    sid = api.ok("POST", "/schedules", follow_the_sun(people), expect=201)["id"]
+    assert api.call("DELETE", f"/schedules/{sid}/overrides/{'o' * 2000}")[0] == 404
+
+    def cursor(pk: str, sk: str) -> str:
+        raw = json.dumps({"pk": {"S": pk}, "sk": {"S": sk}}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    # A well-formed cursor from before the asked range would make DynamoDB fail the query: 422
+    stale = cursor(f"OVERRIDE#{sid}", "2000-01-01T00:00:00.000000Z#ovr_x")
+    status, body = api.call("GET", f"/schedules/{sid}/overrides", query={"cursor": stale})
+    assert status == 422 and body["field"] == "cursor"
+    status, body = api.call("GET", "/users", query={"cursor": cursor("USER", "u" * 1100)})
+    assert status == 422 and body["field"] == "cursor"

@@ -16,8 +16,9 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
-    """The key to resume after; a cursor from another list (another partition) is refused."""
+def decode_cursor(cursor: str | None, partition: str, after_sk: str | None = None) -> dict[str, Any] | None:
+    """The key to resume after. A cursor from another list (another partition), or outside the
+    query's sort-key range (``> after_sk``), is refused: DynamoDB would answer it with an error."""
     if not cursor:
         return None
     try:
@@ -29,6 +30,8 @@ def decode_cursor(cursor: str | None, partition: str) -> dict[str, Any] | None:
         or set(key) != {"pk", "sk"}
         or not all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values())
         or key["pk"]["S"] != partition
+        or len(key["sk"]["S"].encode()) > 1024  # DynamoDB's limit for a sort key
+        or (after_sk is not None and key["sk"]["S"] <= after_sk)
     ):
         raise InvalidInput("cursor", "cursor is not one this API returned")
     return key

@@ -215,7 +215,7 @@ class ScheduleRepository:
             consistent_read=True,
             limit=limit,
             page_size=max(limit, 50),
-            last_evaluated_key=decode_cursor(cursor, pk),
+            last_evaluated_key=decode_cursor(cursor, pk, after_sk=to_key(ending_after)),
         )
         items = [self._to_override(i) for i in results]
         more = results.last_evaluated_key if len(items) == limit else None

@@ -3,6 +3,7 @@ disables, and refuses while something still names the item (the answer says wher
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -64,6 +65,16 @@ class ScheduleStore(Protocol):
 
 class PolicyLister(Protocol):
     def list_all(self, include_disabled: bool) -> list[Policy]: ...
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _known_shape(kind: str, item_id: str) -> str:
+    """Ids this API made are short and plain; anything else cannot exist (and could break a key)."""
+    if not _ID.fullmatch(item_id):
+        raise NotFound(f"{kind} {item_id[:64]!r} not found", id=item_id[:64])
+    return item_id
 
 
 def _new_id(prefix: str) -> str:
@@ -172,7 +183,7 @@ class ConfigService:
         return refs + self._policy_references("user_id", user_id)
 
     def _user_and_refs(self, user_id: str) -> tuple[User, int]:
-        found = self._users.get(user_id)
+        found = self._users.get(_known_shape("user", user_id))
         if found is None:
             raise NotFound(f"user {user_id} not found", id=user_id)
         return found
@@ -227,7 +238,7 @@ class ConfigService:
         return team
 
     def _team_and_refs(self, team_id: str) -> tuple[Team, int]:
-        found = self._teams.get(team_id)
+        found = self._teams.get(_known_shape("team", team_id))
         if found is None:
             raise NotFound(f"team {team_id} not found", id=team_id)
         return found
@@ -281,7 +292,7 @@ class ConfigService:
         self._check_users(where.__getitem__, where)
 
     def _schedule_and_refs(self, schedule_id: str) -> tuple[Schedule, int]:
-        found = self._schedules.get(schedule_id)
+        found = self._schedules.get(_known_shape("schedule", schedule_id))
         if found is None:
             raise NotFound(f"schedule {schedule_id} not found", id=schedule_id)
         return found
@@ -323,6 +334,7 @@ class ConfigService:
 
     def delete_override(self, schedule_id: str, override_id: str, by: str) -> Override:
         self.get_schedule(schedule_id)
+        _known_shape("override", override_id)
         deleted = self._schedules.delete_override(schedule_id, override_id, self._clock.now(), by)
         if deleted is None:
             raise NotFound(
