@@ -192,9 +192,13 @@ def _subclasses(model: type[Model]) -> list[type[Model]]:
 
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:
     """Point every item class at the deployed tables. Safe to call again with new names."""
-    # Item classes of other modules (people, schedules) subclass ConfigItem; bind them too.
-    config_models = (*CONFIG_MODELS, *_subclasses(ConfigItem))
-    for models, name in ((INCIDENT_MODELS, incidents_table), (config_models, config_table)):
+    # Item classes of other modules (people, schedules) subclass ConfigItem and share its Meta, so
+    # the loop below binds them; their cached connections are dropped here, on every bind, since
+    # no list of models outside this module (tests, benchmarks) knows to forget them.
+    for model in _subclasses(ConfigItem):
+        if model not in CONFIG_MODELS:
+            model._connection = None
+    for models, name in ((INCIDENT_MODELS, incidents_table), (CONFIG_MODELS, config_table)):
         for model in models:
             meta: Any = model.Meta
             if (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -14,6 +14,7 @@ from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
 from incident_engine.domain.people import Reference, Team, User
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.schedules import OnCall, Override, Schedule, ScheduleEvaluator, Shift
+from incident_engine.domain.targets import ConfigView, referenced_ids
 from incident_engine.usecases.ports import Clock, Page, VersionConflict
 
 T = TypeVar("T")
@@ -370,6 +371,35 @@ class ConfigService:
         if hi - lo > MAX_SHIFT_RANGE:
             raise InvalidInput("to", "at most 90 days per call; page through longer ranges")
         return lo, hi
+
+    # --- what a level fire reads ----------------------------------------------------------------
+
+    def view_for_targets(self, targets: Sequence[Mapping[str, Any]], at: datetime) -> ConfigView:
+        """Just the configuration ``expand_targets`` needs for these targets at ``at``: one read per
+        team and schedule, one override query per schedule, then one batch read of every user
+        the expansion can reach (named directly, team members, and whoever is on call)."""
+        wanted = referenced_ids(targets)
+        teams: dict[str, Team] = {}
+        for team_id in sorted(i for i in wanted["team"] if _ID.fullmatch(i)):
+            found_team = self._teams.get(team_id)
+            if found_team is not None:
+                teams[team_id] = found_team[0]
+        schedules: dict[str, Schedule] = {}
+        overrides: dict[str, list[Override]] = {}
+        user_ids = set(wanted["user"])
+        for team in teams.values():
+            user_ids.update(team.members)
+        for schedule_id in sorted(i for i in wanted["schedule"] if _ID.fullmatch(i)):
+            found = self._schedules.get(schedule_id)
+            if found is None:
+                continue
+            schedule = schedules[schedule_id] = found[0]
+            live = overrides[schedule_id] = self._schedules.overrides_between(
+                schedule_id, at, at + timedelta(microseconds=1)
+            )
+            user_ids.update(c.user_id for c in ScheduleEvaluator(schedule, live).on_call_at(at))
+        users = self._users.get_many(u for u in user_ids if _ID.fullmatch(u))
+        return ConfigView(users=users, teams=teams, schedules=schedules, overrides=overrides)
 
     # --- shared --------------------------------------------------------------------------------
 
