@@ -79,14 +79,21 @@ def list_page(
     return items, encode_cursor(more)
 
 
-def name_users(tx: TransactWrite, user_ids: Iterable[str]) -> None:
-    """Within ``tx``: each user must exist and be enabled, and learns it is named once more."""
-    for user_id in sorted(set(user_ids)):
+def mark_named(tx: TransactWrite, model: Any, partition: str, ids: Iterable[str]) -> None:
+    """Within ``tx``: each item must exist and be enabled, and learns it is named once more.
+
+    Any write that comes to name a user, team or schedule (a team, a schedule, an override, and
+    a policy once its targets name them) calls this, so that a racing disable fails."""
+    for item_id in sorted(set(ids)):
         tx.update(
-            UserItem(USER, user_id),
-            actions=[UserItem.ref_changes.add(1)],
-            condition=UserItem.enabled == True,  # noqa: E712
+            model(partition, item_id),
+            actions=[model.ref_changes.add(1)],
+            condition=model.enabled == True,  # noqa: E712
         )
+
+
+def name_users(tx: TransactWrite, user_ids: Iterable[str]) -> None:
+    mark_named(tx, UserItem, USER, user_ids)
 
 
 class UserRepository:
