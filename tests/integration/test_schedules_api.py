@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from incident_engine.store.people import UserItem
+from local.runtime import invoke
+from local.template import LocalStack
 from tests.conftest import START
-from tests.support import Api
+from tests.support import Api, load_event
 
 
 @pytest.fixture
@@ -338,3 +340,22 @@ def test_ids_and_cursors_that_cannot_be_ours_are_refused_not_sent_to_dynamodb(
     assert status == 422 and body["field"] == "cursor"
     status, body = api.call("GET", "/users", query={"cursor": cursor("USER", "u" * 1100)})
     assert status == 422 and body["field"] == "cursor"
+
+
+def test_the_sample_event_creates_a_schedule_once_its_users_exist(api: Api, aws: LocalStack) -> None:
+    event = load_event("api_create_schedule.json")
+    # Without its users the sample is refused, naming the first missing one
+    response = invoke(aws.function("ApiFunction"), load_event("api_create_schedule.json"))
+    assert response["statusCode"] == 422 and json.loads(response["body"])["field"] == "layers.0.users.0"
+    # With real users in their places it creates the schedule as written
+    body = event["body"]
+    for placeholder in ("usr_ann", "usr_bob", "usr_cid"):
+        real = api.ok(
+            "POST", "/users", {"name": placeholder[4:], "email": f"{placeholder[4:]}@example.com"}, expect=201
+        )
+        body = body.replace(placeholder, real["id"])
+    response = invoke(aws.function("ApiFunction"), {**event, "body": body})
+    assert response["statusCode"] == 201, response
+    created = json.loads(response["body"])
+    assert [layer["name"] for layer in created["layers"]] == ["around the clock", "office"]
+    assert api.ok("GET", "/schedules")["items"] == [created]
