@@ -89,8 +89,14 @@ HttpsUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), Afte
 Delay = Annotated[float, Field(ge=0, le=MAX_DELAY_MINUTES, description="Minutes after the page; 0 = at once")]
 
 
+# Validators are built on first use, not at import: the api's cold start builds only those of
+# the routes a container actually serves.
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(defer_build=True)
 
 
 # --- users and teams ---------------------------------------------------------------------------
@@ -164,13 +170,13 @@ class TeamIn(_In):
         return Team(id="", name=self.name, members=tuple(self.members))
 
 
-class ContactMethodOut(BaseModel):
+class ContactMethodOut(_Out):
     type: str
     address: str
     delay_minutes: float
 
 
-class UserOut(BaseModel):
+class UserOut(_Out):
     id: str
     name: str
     email: str
@@ -199,12 +205,12 @@ class UserOut(BaseModel):
         )
 
 
-class UserPage(BaseModel):
+class UserPage(_Out):
     items: list[UserOut]
     next_cursor: str | None
 
 
-class TeamOut(BaseModel):
+class TeamOut(_Out):
     id: str
     name: str
     members: list[str]
@@ -226,7 +232,7 @@ class TeamOut(BaseModel):
         )
 
 
-class TeamPage(BaseModel):
+class TeamPage(_Out):
     items: list[TeamOut]
     next_cursor: str | None
 
@@ -343,7 +349,7 @@ class ScheduleIn(_In):
         )
 
 
-class RotationOut(BaseModel):
+class RotationOut(_Out):
     type: str
     start: str
     handoff_time: str | None = None
@@ -351,13 +357,13 @@ class RotationOut(BaseModel):
     shift_hours: int | None = None
 
 
-class RestrictionOut(BaseModel):
+class RestrictionOut(_Out):
     days: list[str]
     start: str
     end: str
 
 
-class LayerOut(BaseModel):
+class LayerOut(_Out):
     name: str
     users: list[str]
     rotation: RotationOut
@@ -387,7 +393,7 @@ class LayerOut(BaseModel):
         )
 
 
-class ScheduleOut(BaseModel):
+class ScheduleOut(_Out):
     id: str
     name: str
     time_zone: str
@@ -411,7 +417,7 @@ class ScheduleOut(BaseModel):
         )
 
 
-class SchedulePage(BaseModel):
+class SchedulePage(_Out):
     items: list[ScheduleOut]
     next_cursor: str | None
 
@@ -437,7 +443,7 @@ class OverrideIn(_In):
         return self.start, self.end
 
 
-class OverrideOut(BaseModel):
+class OverrideOut(_Out):
     id: str
     user_id: str
     start: str
@@ -448,24 +454,24 @@ class OverrideOut(BaseModel):
         return OverrideOut(id=o.id, user_id=o.user_id, start=to_iso(o.start), end=to_iso(o.end))
 
 
-class OverridePage(BaseModel):
+class OverridePage(_Out):
     items: list[OverrideOut]
     next_cursor: str | None
 
 
-class OnCallUserOut(BaseModel):
+class OnCallUserOut(_Out):
     user_id: str
     name: str | None
     source: str = Field(description='The layer\'s name, or "override"')
 
 
-class OnCallOut(BaseModel):
+class OnCallOut(_Out):
     schedule_id: str
     at: str
     oncall: list[OnCallUserOut]
 
 
-class ShiftOut(BaseModel):
+class ShiftOut(_Out):
     user_id: str
     name: str | None
     start: str
@@ -484,7 +490,7 @@ class ShiftOut(BaseModel):
         )
 
 
-class ShiftsOut(BaseModel):
+class ShiftsOut(_Out):
     schedule_id: str
     time_zone: str
     start: str
