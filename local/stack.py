@@ -124,6 +124,7 @@ def main() -> int:
     )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
+    os.environ.setdefault("ALLOW_PRIVATE_TARGETS", "true")  # receivers on this machine
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -181,6 +182,17 @@ def main() -> int:
         subprocess.Popen([sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True)
         for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))
     ]
+    # Every other SQS-fed function (the webhook sender) gets a poller process of its own too.
+    for spec in stack.functions.values():
+        if spec.sqs_queue and spec.logical_id != worker.logical_id:
+            env = {
+                **os.environ,
+                **spec.environment,
+                **spec_to_env(spec, stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region),
+            }
+            workers.append(
+                subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)
+            )
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]

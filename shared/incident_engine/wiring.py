@@ -4,22 +4,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
 from incident_engine.adapters.aws import sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
-from incident_engine.adapters.timers import EscalationTimerQueue
+from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
-from incident_engine.store.people import TeamRepository, UserRepository
 from incident_engine.store.policies import PolicyRepository
-from incident_engine.store.schedules import ScheduleRepository
-from incident_engine.usecases.config import ConfigService
+from incident_engine.store.services import ServiceRepository
+from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.policies import PolicyService
+from incident_engine.usecases.services import ServiceCatalog
+from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
+
+if TYPE_CHECKING:
+    from incident_engine.store.people import TeamRepository, UserRepository
+    from incident_engine.store.schedules import ScheduleRepository
+    from incident_engine.usecases.config import ConfigService
+
+
+class ConfigStores(NamedTuple):
+    users: UserRepository
+    teams: TeamRepository
+    schedules: ScheduleRepository
+
+
+@lru_cache(maxsize=1)
+def _config_stores(region: str, host: str | None) -> ConfigStores:
+    # Imported on first use: the worker, reconciler and authorizer never pay for these modules.
+    from incident_engine.store.people import TeamRepository, UserRepository
+    from incident_engine.store.schedules import ScheduleRepository
+
+    return ConfigStores(
+        UserRepository(region, host), TeamRepository(region, host), ScheduleRepository(region, host)
+    )
 
 
 @dataclass(frozen=True)
@@ -27,11 +51,9 @@ class Services:
     settings: Settings
     incidents: IncidentRepository
     policies_store: PolicyRepository
+    services_store: ServiceRepository
     dispatcher: Dispatcher
     clock: SystemClock
-    users: UserRepository
-    teams: TeamRepository
-    schedules: ScheduleRepository
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
         return IncidentService(
@@ -40,13 +62,46 @@ class Services:
             self.dispatcher,
             self.clock,
             self.settings.public_api_url or base_url,
+            self.services_store,
         )
 
     def policy_service(self) -> PolicyService:
-        return PolicyService(self.policies_store, self.clock)
+        return PolicyService(self.policies_store, self.clock, WebhookRepository())
+
+    def service_catalog(self) -> ServiceCatalog:
+        return ServiceCatalog(self.services_store, self.policies_store, self.clock)
+
+    def webhook_registry(self) -> WebhookRegistry:
+        return WebhookRegistry(WebhookRepository(), self.clock, self.settings.allow_private_targets)
+
+    def webhook_sender(self) -> WebhookSender:
+        from incident_engine.adapters.http import UrllibPoster
+
+        delivery = WebhookDelivery(
+            WebhookRepository(),
+            self.incidents,
+            UrllibPoster(),
+            self.clock,
+            self.settings.allow_private_targets,
+        )
+        visibility = SqsVisibility(
+            sqs_client(self.settings.region, self.settings.endpoint_url), self.settings.webhook_queue_url
+        )
+        return WebhookSender(delivery, visibility, self.settings.public_api_url)
+
+    @property
+    def config_stores(self) -> ConfigStores:
+        return _config_stores(self.settings.region, self.settings.endpoint_url)
+
+    @property
+    def users(self) -> UserRepository:
+        return self.config_stores.users
 
     def config_service(self) -> ConfigService:
-        return ConfigService(self.users, self.teams, self.schedules, self.policies_store, self.clock)
+        from incident_engine.usecases.config import ConfigService
+
+        stores = self.config_stores
+        return ConfigService(stores.users, stores.teams, stores.schedules, self.policies_store, self.clock)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
@@ -75,11 +130,21 @@ def services() -> Services:
         settings=settings,
         incidents=incidents,
         policies_store=PolicyRepository(settings.region, settings.endpoint_url),
+        services_store=ServiceRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
-        users=UserRepository(settings.region, settings.endpoint_url),
-        teams=TeamRepository(settings.region, settings.endpoint_url),
-        schedules=ScheduleRepository(settings.region, settings.endpoint_url),
+    )
+
+
+@lru_cache(maxsize=1)
+def credential_catalog() -> ServiceCatalog:
+    """Only what the authorizer needs to look a key up: no SQS or SNS client is built."""
+    settings = get_settings()
+    bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
+    return ServiceCatalog(
+        ServiceRepository(settings.region, settings.endpoint_url),
+        PolicyRepository(settings.region, settings.endpoint_url),
+        SystemClock(),
     )
 
 
@@ -89,5 +154,7 @@ def reset_services() -> None:
     from incident_engine.settings import reset_settings
 
     services.cache_clear()
+    _config_stores.cache_clear()
+    credential_catalog.cache_clear()
     forget_clients()
     reset_settings()

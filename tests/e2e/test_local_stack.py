@@ -60,7 +60,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
                     "delay_minutes": 0.05,
                     "targets": [
                         {"type": "user", "email": "second@example.com"},
-                        {"type": "webhook", "url": "https://hooks.example.com/e2e"},
+                        {"type": "user", "email": "third@example.com"},
                     ],
                 },
             ],
@@ -79,7 +79,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
     # And level 1 follows about 3 seconds later, one message per recipient
     wait_for(lambda: len(pages(tap)) == 3, 8, "level 1 on the topic")
     level1_at = tap.seen[-1][0] - started
-    assert sorted(pages(tap)[1:]) == [("1", "https://hooks.example.com/e2e"), ("1", "second@example.com")]
+    assert sorted(pages(tap)[1:]) == [("1", "second@example.com"), ("1", "third@example.com")]
     assert 2.5 <= level1_at - level0_at <= 5.0, (level0_at, level1_at)
     steps = stack.call("GET", f"{path}/escalations")[1]["items"]
     assert [(s["level"], s["status"]) for s in steps[:2]] == [(0, "executed"), (1, "executed")]
@@ -88,7 +88,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
     outbox = stack.call("GET", f"{path}/notifications")[1]["items"]
     assert sorted((n["level"], n["recipient"], n["status"]) for n in outbox) == [
         (0, "first@example.com", "sent"),
-        (1, "https://hooks.example.com/e2e", "sent"),
+        (1, "third@example.com", "sent"),
         (1, "second@example.com", "sent"),
     ]
     # When it is acknowledged
@@ -109,5 +109,5 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
         return sorted(a["recipient"] for _, _, a in tap.poll() if a["kind"] == "resolution")
 
     wait_for(lambda: len(closures()) == 3, 5, "resolution notices")
-    assert closures() == ["first@example.com", "https://hooks.example.com/e2e", "second@example.com"]
+    assert closures() == ["first@example.com", "second@example.com", "third@example.com"]
     print(f"\nlevel 0 on the topic after {level0_at:.2f} s; level 1 after {level1_at:.2f} s")

@@ -159,6 +159,15 @@ def test_lists_are_paginated_with_an_opaque_cursor(api: Api) -> None:
     ("mutate", "field"),
     [
         (lambda u: u.update(name="Ann\x07"), "name"),
+        (lambda u: u.update(name="Ann\u202egnp.exe"), "name"),  # a direction override
+        (
+            lambda u: u["contact_methods"][2].update(address="https://169.254.169.254/latest/meta-data"),
+            "contact_methods.2.slack.address",
+        ),
+        (
+            lambda u: u["contact_methods"][2].update(address="https://10.0.0.7/hook"),
+            "contact_methods.2.slack.address",
+        ),
         (lambda u: u.update(name="x" * 101), "name"),
         (lambda u: u.update(name="  "), "name"),
         (lambda u: u.update(email="ann@example.com\x00"), "email"),

@@ -27,7 +27,10 @@ from incident_engine.domain.schedules import (
     Schedule,
     Shift,
 )
+from incident_engine.domain.text import line_problem
 from incident_engine.domain.timefmt import to_iso
+from incident_engine.domain.urls import UrlRefused, check_url
+from incident_engine.settings import get_settings
 
 MAX_CONTACT_METHODS = 10
 MAX_TEAM_MEMBERS = 50
@@ -37,9 +40,17 @@ MAX_SCHEDULE_USERS = 50  # each is checked and marked in the schedule's one tran
 MAX_RESTRICTIONS = 7
 MAX_DELAY_MINUTES = 1_440
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+def _one_line(value: str) -> str:
+    problem = line_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# No control, invisible or direction-changing characters: names end up in pages and calendars.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_NO_CONTROL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -73,14 +84,15 @@ def _https_url(value: str) -> str:
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("a URL has no spaces or control characters")
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
+        urlsplit(value).port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ValueError("not a URL") from None
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError("must be an https:// URL")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not carry credentials")
+    try:
+        # The same rules as registered webhooks: https (plain http only where private targets are
+        # allowed), no credentials, never metadata or (unless allowed) private addresses.
+        check_url(value, allow_private=get_settings().allow_private_targets)
+    except UrlRefused as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
