@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
 from incident_engine.adapters.aws import sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
@@ -25,6 +26,28 @@ from incident_engine.usecases.links import ActionLinkService
 from incident_engine.usecases.policies import PolicyService
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
+
+if TYPE_CHECKING:
+    from incident_engine.store.people import TeamRepository, UserRepository
+    from incident_engine.store.schedules import ScheduleRepository
+    from incident_engine.usecases.config import ConfigService
+
+
+class ConfigStores(NamedTuple):
+    users: UserRepository
+    teams: TeamRepository
+    schedules: ScheduleRepository
+
+
+@lru_cache(maxsize=1)
+def _config_stores(region: str, host: str | None) -> ConfigStores:
+    # Imported on first use: the worker, reconciler and authorizer never pay for these modules.
+    from incident_engine.store.people import TeamRepository, UserRepository
+    from incident_engine.store.schedules import ScheduleRepository
+
+    return ConfigStores(
+        UserRepository(region, host), TeamRepository(region, host), ScheduleRepository(region, host)
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,20 @@ class Services:
         )
         return WebhookSender(delivery, visibility, self.settings.public_api_url)
 
+    @property
+    def config_stores(self) -> ConfigStores:
+        return _config_stores(self.settings.region, self.settings.endpoint_url)
+
+    @property
+    def users(self) -> UserRepository:
+        return self.config_stores.users
+
+    def config_service(self) -> ConfigService:
+        from incident_engine.usecases.config import ConfigService
+
+        stores = self.config_stores
+        return ConfigService(stores.users, stores.teams, stores.schedules, self.policies_store, self.clock)
+
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
             self.incidents,
@@ -136,6 +173,7 @@ def reset_services() -> None:
     from incident_engine.settings import reset_settings
 
     services.cache_clear()
+    _config_stores.cache_clear()
     credential_catalog.cache_clear()
     forget_clients()
     reset_settings()

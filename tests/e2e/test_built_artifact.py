@@ -130,6 +130,12 @@ def _api_create_policy(result: Invocation, stack: LocalStack) -> None:
     assert policy["name"] == "Payments on-call" and policy["is_default"] is True
 
 
+def _api_create_schedule(result: Invocation, stack: LocalStack) -> None:
+    # A fresh stack has none of the sample's users: refused, naming the first (the documented answer).
+    answer = json.loads(result.response["body"])
+    assert result.response["statusCode"] == 422 and answer["field"] == "layers.0.users.0", answer
+
+
 def _api_create_incident(result: Invocation, stack: LocalStack) -> None:
     incident = _body(result, 201)
     assert incident["id"].startswith("INC-") and incident["status"] == "open"
@@ -178,6 +184,7 @@ EXPECTED: dict[str, Callable[[Invocation, LocalStack], None]] = {
     "api_acknowledge_incident.json": _api_acknowledge_incident,
     "api_create_incident.json": _api_create_incident,
     "api_create_policy.json": _api_create_policy,
+    "api_create_schedule.json": _api_create_schedule,
     "api_get_incident.json": _api_get_incident,
     "api_resolve_incident.json": _api_resolve_incident,
     "authorizer_token.json": _authorizer,

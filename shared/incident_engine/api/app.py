@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from incident_engine.api import incidents, links, policies, services, webhooks
+from incident_engine.api import incidents, links, people, policies, schedules, services, webhooks
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -20,12 +20,14 @@ VERSION = "0.1.0"
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(incidents.router)
 app.include_router(policies.router)
+app.include_router(people.router)
+app.include_router(schedules.router)
 app.include_router(services.router)
 app.include_router(webhooks.router)
 app.include_router(links.router)
 DESCRIPTION = (
-    "Incidents, escalation policies and timed escalation. All routes but /health need "
-    "`Authorization: Bearer <token>`."
+    "Incidents, escalation policies, timed escalation, people and on-call schedules. "
+    "All routes but /health need `Authorization: Bearer <token>`."
 )
 
 

@@ -14,6 +14,7 @@ Config table:
   SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
+  USER, TEAM, SCHEDULE, OVERRIDE#<schedule id>   see store/people.py and store/schedules.py
   SECRET / SIGNING_KEY      the random HMAC key that signs list cursors (store/signing.py)
 
 Index partitions are sharded: `<facet>#<value>#<shard>` with shard = crc32(incident id) % SHARDS,
@@ -356,8 +357,21 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
 )
 
 
+def _subclasses(model: type[Model]) -> list[type[Model]]:
+    found = []
+    for sub in model.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:
     """Point every item class at the deployed tables. Safe to call again with new names."""
+    # Item classes of other modules (people, schedules) subclass ConfigItem and share its Meta, so
+    # the loop below binds them; their cached connections are dropped here, on every bind, since
+    # no list of models outside this module (tests, benchmarks) knows to forget them.
+    for model in _subclasses(ConfigItem):
+        if model not in CONFIG_MODELS:
+            model._connection = None
     for models, name in ((INCIDENT_MODELS, incidents_table), (CONFIG_MODELS, config_table)):
         for model in models:
             meta: Any = model.Meta
