@@ -94,13 +94,18 @@ def api_event(
     }
 
 
-def authorize(authorizer: FunctionSpec, headers: dict[str, str], method_arn: str) -> tuple[int, str | None]:
+def authorize(
+    authorizer: FunctionSpec,
+    headers: dict[str, str],
+    method_arn: str,
+    invoker: Callable[[FunctionSpec, dict[str, Any]], Any] = invoke,
+) -> tuple[int, str | None]:
     """API Gateway's TOKEN authorizer step: (0, principal) to let through, else (401|403, None)."""
     token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     if not token:
         return 401, None  # API Gateway rejects a missing identity source without calling the authorizer
     try:
-        result = invoke(authorizer, {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn})
+        result = invoker(authorizer, {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn})
     except Exception as exc:
         return (401, None) if str(exc) == "Unauthorized" else (500, None)
     effects = {s.get("Effect") for s in result.get("policyDocument", {}).get("Statement", [])}

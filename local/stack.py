@@ -6,7 +6,9 @@ queue to the escalation worker like the SQS event source; a ticker invokes the r
 EventBridge Scheduler; and a tap on the notifications topic prints every message SNS delivers.
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
-RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level).
+RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
+LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
+may take to send a request).
 """
 
 from __future__ import annotations
@@ -172,15 +174,20 @@ def main() -> int:
         api_port,
         stage=stage,
         log=lambda line: say(f"[api] {line}"),
+        containers=int(os.environ.get("LOCAL_API_CONTAINERS", "4")),
+        read_timeout=float(os.environ.get("LOCAL_READ_TIMEOUT", "10")),
     )
     from local.worker import spec_to_env
 
     # The escalation worker runs as its own process(es), like Lambda containers beside the API's.
     worker_env = {**os.environ, **spec_to_env(worker, queue_url, queue_arn, stack.region)}
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True)
-        for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))
-    ]
+
+    def start_worker() -> subprocess.Popen[Any]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True
+        )
+
+    workers = [start_worker() for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))]
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
@@ -214,6 +221,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not STOP.is_set():
+        # Supervise the workers, as Lambda replaces a crashed container: without one no timer fires.
+        for n, process in enumerate(workers):
+            code = process.poll()  # also reaps it, so no zombie stays
+            if code is not None and not STOP.is_set():
+                workers[n] = start_worker()
+                say(f"[worker] pid {process.pid} exited with code {code}; restarted as pid {workers[n].pid}")
         STOP.wait(0.5)
     say("Stopping ...")
     gateway.shutdown()
