@@ -245,8 +245,10 @@ def approximate_queue_counts() -> None:
         return dict(hit[1])
 
     def _set_attributes(self: Any, *args: Any, **kwargs: Any) -> Any:
-        cache.pop(id(self), None)  # only the counts may lag; what a client just set may not
-        return set_attributes(self, *args, **kwargs)
+        try:
+            return set_attributes(self, *args, **kwargs)
+        finally:
+            cache.pop(id(self), None)  # only the counts may lag; what a client just set may not
 
     attributes.approximate = True  # type: ignore[attr-defined]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
