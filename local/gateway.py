@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,7 @@ FORBIDDEN = {"error": "forbidden", "message": "this token may not call this rout
 NO_ROUTE = {"message": "Missing Authentication Token"}  # what API Gateway says for an undeclared route
 MAX_BODY = 10 * 1024 * 1024  # API Gateway REST's payload limit
 DIGITS = re.compile(r"[0-9]+")
+ALLOWED = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
 
 
 class InvocationError(Exception):
@@ -154,6 +156,31 @@ class Gateway:
                 gateway.serve(self)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+            def _not_allowed(self) -> None:
+                self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not allowed")
+
+            do_TRACE = do_CONNECT = _not_allowed
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # http.server answers malformed requests (long URI, bad request line, unknown method)
+                # with an HTML page; answer them in the API's JSON error shape instead.
+                status = HTTPStatus(code)
+                body = json.dumps(
+                    {"error": status.name.lower(), "message": message or status.phrase}
+                ).encode()
+                self.close_connection = True
+                self.send_response(code, message)
+                self.send_header("Content-Type", "application/json")
+                if code == HTTPStatus.METHOD_NOT_ALLOWED:
+                    self.send_header("Allow", ALLOWED)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                method = getattr(self, "command", None) or "-"  # unset when the request line was unreadable
+                if method != "HEAD":
+                    self.wfile.write(body)
+                gateway.log(f"{method} {getattr(self, 'path', '-')[:200]} -> {code} ({status.phrase})")
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # the gateway logs one line per request itself

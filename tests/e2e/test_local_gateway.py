@@ -100,6 +100,23 @@ def test_a_client_that_stops_sending_its_body_gets_408_and_holds_no_thread(stack
     no_traceback(stack)
 
 
+def test_trace_answers_405_and_malformed_requests_answer_json(stack: LocalStackProcess) -> None:
+    # When a TRACE comes, Then it is a 405 naming the methods allowed, in the JSON error shape
+    status, headers, body = raw(stack, "TRACE /incidents HTTP/1.1\nHost: x\n")
+    assert status == 405 and json.loads(body)["error"] == "method_not_allowed", body
+    assert headers["Allow"] == "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
+    # And an unknown method, an over-long URI and a garbled request line answer JSON, not HTML
+    for head, code in (
+        ("BREW /incidents HTTP/1.1\nHost: x\n", 501),
+        (f"GET /{'a' * 70_000} HTTP/1.1\nHost: x\n", 414),
+        ("GET /inc idents HTTP/1.1\nHost: x\n", 400),
+    ):
+        status, headers, body = raw(stack, head)
+        assert status == code and headers["Content-Type"] == "application/json", (head[:20], status, body)
+        assert set(json.loads(body)) == {"error", "message"}
+    no_traceback(stack)
+
+
 def pending_requests_from(pids: list[int], port: int) -> bool:
     """Does one of `pids` have a request sitting unread on a connection to `port`? (/proc/net/tcp)"""
     inodes = set()
@@ -126,7 +143,8 @@ def pending_requests_from(pids: list[int], port: int) -> bool:
 
 def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     assert stack.process is not None
-    emulator = children(stack.process.pid, "local.emulator")
+    pid = stack.process.pid
+    emulator = children(pid, "local.emulator")
     assert len(emulator) == 1
     answers: list[tuple[int, Any]] = []
     slow = threading.Thread(target=lambda: answers.append(stack.call("GET", "/incidents")))
@@ -135,7 +153,7 @@ def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     try:
         slow.start()
         wait_for(
-            lambda: pending_requests_from(children(stack.process.pid, "local.container"), stack.aws_port),  # type: ignore[union-attr]
+            lambda: pending_requests_from(children(pid, "local.container"), stack.aws_port),
             HANG,
             "the API handler's request to wait at the paused emulator",
         )
@@ -154,10 +172,15 @@ def test_a_killed_api_container_is_replaced(stack: LocalStackProcess) -> None:
     assert containers  # earlier requests started some
     for pid in containers:
         os.kill(pid, signal.SIGKILL)
-    # When requests come after every container was killed, Then they are answered by new ones
-    wait_for(
-        lambda: not set(children(stack.process.pid, "local.container")) & set(containers), HANG, "the kill"
-    )  # type: ignore[union-attr]
+
+    def dead(pid: int) -> bool:  # a zombie or gone: not merely on its way out
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    # When requests come after every container has died, Then they are answered by new ones
+    wait_for(lambda: all(dead(pid) for pid in containers), HANG, "the killed containers to die")
     assert stack.call("GET", "/health", token=None) == (200, {"status": "ok"})
     assert stack.call("GET", "/incidents")[0] == 200
     assert "died (exit code -9); starting another" in LOG.read_text()
