@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 import time
 import uuid
@@ -61,7 +62,7 @@ def api_event(
     *,
     stage: str,
     domain: str,
-    principal: str | None,
+    principal: str | dict[str, str] | None,
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event, as API Gateway builds it for a Lambda proxy integration."""
     multi_headers = {k: [v] for k, v in headers.items()}
@@ -87,7 +88,13 @@ def api_event(
             "requestTimeEpoch": int(time.time() * 1000),
             "protocol": "HTTP/1.1",
             "identity": {"sourceIp": "127.0.0.1"},
-            "authorizer": {"principalId": principal} if principal else None,
+            "authorizer": (
+                principal
+                if isinstance(principal, dict)
+                else {"principalId": principal}
+                if principal
+                else None
+            ),
         },
         "body": body,
         "isBase64Encoded": False,
@@ -99,8 +106,10 @@ def authorize(
     headers: dict[str, str],
     method_arn: str,
     invoker: Callable[[FunctionSpec, dict[str, Any]], Any] = invoke,
-) -> tuple[int, str | None]:
-    """API Gateway's TOKEN authorizer step: (0, principal) to let through, else (401|403, None)."""
+) -> tuple[int, dict[str, str] | None]:
+    """API Gateway's TOKEN authorizer step: (0, the request's authorizer context) to let through,
+    else (401|403, None). The policy's resources are matched against the method as API Gateway
+    matches them (`*` stands for any run of characters)."""
     token = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     if not token:
         return 401, None  # API Gateway rejects a missing identity source without calling the authorizer
@@ -108,8 +117,18 @@ def authorize(
         result = invoker(authorizer, {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn})
     except Exception as exc:
         return (401, None) if str(exc) == "Unauthorized" else (500, None)
-    effects = {s.get("Effect") for s in result.get("policyDocument", {}).get("Statement", [])}
-    return (0, str(result.get("principalId"))) if effects == {"Allow"} else (403, None)
+    allowed = False
+    for statement in result.get("policyDocument", {}).get("Statement", []):
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        matches = any(re.fullmatch(".*".join(map(re.escape, r.split("*"))), method_arn) for r in resources)
+        if matches and statement.get("Effect") == "Deny":
+            return 403, None
+        allowed = allowed or (matches and statement.get("Effect") == "Allow")
+    if not allowed:
+        return 403, None
+    context = {k: str(v) for k, v in (result.get("context") or {}).items()}
+    return 0, {**context, "principalId": str(result.get("principalId"))}
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:

@@ -126,6 +126,7 @@ def main() -> int:
     )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
+    os.environ.setdefault("ALLOW_PRIVATE_TARGETS", "true")  # receivers on this machine
     os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -181,13 +182,19 @@ def main() -> int:
 
     # The escalation worker runs as its own process(es), like Lambda containers beside the API's.
     worker_env = {**os.environ, **spec_to_env(worker, queue_url, queue_arn, stack.region)}
+    # Every other SQS-fed function (the webhook sender) gets a poller process of its own too.
+    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "1"))
+    for spec in stack.functions.values():
+        if spec.sqs_queue and spec.logical_id != worker.logical_id:
+            queue = (stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region)
+            worker_envs.append(
+                (spec.logical_id, {**os.environ, **spec.environment, **spec_to_env(spec, *queue)})
+            )
 
-    def start_worker() -> subprocess.Popen[Any]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True
-        )
+    def start_worker(env: dict[str, str]) -> subprocess.Popen[Any]:
+        return subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)
 
-    workers = [start_worker() for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))]
+    workers = [start_worker(env) for _, env in worker_envs]
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
@@ -225,8 +232,10 @@ def main() -> int:
         for n, process in enumerate(workers):
             code = process.poll()  # also reaps it, so no zombie stays
             if code is not None and not STOP.is_set():
-                workers[n] = start_worker()
-                say(f"[worker] pid {process.pid} exited with code {code}; restarted as pid {workers[n].pid}")
+                name, env = worker_envs[n]
+                workers[n] = start_worker(env)
+                new_pid = workers[n].pid
+                say(f"[worker] {name} pid {process.pid} exited with code {code}; restarted as pid {new_pid}")
         STOP.wait(0.5)
     say("Stopping ...")
     gateway.shutdown()

@@ -220,6 +220,24 @@ def provision(
             stack.physical[logical_id] = arn
             stack.arns[logical_id] = arn
 
+    # Subscriptions of queues to topics, with their filter policies, as CloudFormation makes them.
+    for logical_id, res in resources.items():
+        if res["Type"] != "AWS::SNS::Subscription":
+            continue
+        props = resolver.value(res["Properties"])
+        options: dict[str, str] = {}
+        if "FilterPolicy" in props:
+            options["FilterPolicy"] = json.dumps(props["FilterPolicy"])
+        if "RawMessageDelivery" in props:
+            options["RawMessageDelivery"] = str(props["RawMessageDelivery"]).lower()
+        arn = sns.subscribe(
+            TopicArn=props["TopicArn"],
+            Protocol=props["Protocol"],
+            Endpoint=props["Endpoint"],
+            Attributes=options,
+        )["SubscriptionArn"]
+        stack.physical[logical_id] = arn
+
     global_env = tpl.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     global_timeout = int(tpl.get("Globals", {}).get("Function", {}).get("Timeout", 3))
     for logical_id, res in resources.items():

@@ -28,6 +28,7 @@ class Api:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
         self.spec = stack.function("ApiFunction")
+        self.last_headers: dict[str, str] = {}
 
     def _route(self, method: str, path: str) -> tuple[str, dict[str, str]]:
         for route in self.spec.routes:
@@ -43,6 +44,7 @@ class Api:
         body: Any = None,
         query: dict[str, str] | None = None,
         raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         base = load_event("api_get_incident.json" if method == "GET" else "api_create_incident.json")
         resource, params = self._route(method, path)
@@ -56,6 +58,12 @@ class Api:
             body=raw_body if raw_body is not None else (json.dumps(body) if body is not None else None),
         )
         base["requestContext"].update(resourcePath=resource, httpMethod=method, path=f"/v1{path}")
+        if headers:
+            base["headers"] = {**(base.get("headers") or {}), **headers}
+            base["multiValueHeaders"] = {
+                **(base.get("multiValueHeaders") or {}),
+                **{k: [v] for k, v in headers.items()},
+            }
         return base
 
     def call(
@@ -65,12 +73,14 @@ class Api:
         body: Any = None,
         query: dict[str, str] | None = None,
         raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        response = invoke(self.spec, self.event(method, path, body, query, raw_body))
+        response = invoke(self.spec, self.event(method, path, body, query, raw_body, headers))
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         headers.update(
             {k.lower(): ", ".join(v) for k, v in (response.get("multiValueHeaders") or {}).items()}
         )
+        self.last_headers = headers
         is_json = "json" in headers.get("content-type", "application/json")
         payload = (
             (json.loads(response["body"]) if is_json else response["body"]) if response.get("body") else None

@@ -27,6 +27,10 @@ class Settings:
     reconcile_grace_seconds: float = 20.0
     # Most items one reconciler pass handles of each kind; the rest wait for the next tick.
     reconcile_batch: int = 500
+    # Webhooks to private, loopback or plain-http addresses: the local stack's receivers only.
+    allow_private_targets: bool = False
+    # The webhook sender's own queue (to delay a retry); set on that function only.
+    webhook_queue_url: str = ""
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -53,6 +57,8 @@ def get_settings() -> Settings:
         public_api_url=env.get("PUBLIC_API_URL") or None,
         reconcile_grace_seconds=_number("RECONCILE_GRACE_SECONDS", "20", 0),
         reconcile_batch=int(_number("RECONCILE_BATCH", "500", 1)),
+        allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
+        webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
     )
 
 

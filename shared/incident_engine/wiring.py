@@ -8,15 +8,19 @@ from functools import lru_cache
 from incident_engine.adapters.aws import sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
-from incident_engine.adapters.timers import EscalationTimerQueue
+from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.services import ServiceRepository
+from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.policies import PolicyService
+from incident_engine.usecases.services import ServiceCatalog
+from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Services:
     settings: Settings
     incidents: IncidentRepository
     policies_store: PolicyRepository
+    services_store: ServiceRepository
     dispatcher: Dispatcher
     clock: SystemClock
 
@@ -34,10 +39,32 @@ class Services:
             self.dispatcher,
             self.clock,
             self.settings.public_api_url or base_url,
+            self.services_store,
         )
 
     def policy_service(self) -> PolicyService:
-        return PolicyService(self.policies_store, self.clock)
+        return PolicyService(self.policies_store, self.clock, WebhookRepository())
+
+    def service_catalog(self) -> ServiceCatalog:
+        return ServiceCatalog(self.services_store, self.policies_store, self.clock)
+
+    def webhook_registry(self) -> WebhookRegistry:
+        return WebhookRegistry(WebhookRepository(), self.clock, self.settings.allow_private_targets)
+
+    def webhook_sender(self) -> WebhookSender:
+        from incident_engine.adapters.http import UrllibPoster
+
+        delivery = WebhookDelivery(
+            WebhookRepository(),
+            self.incidents,
+            UrllibPoster(),
+            self.clock,
+            self.settings.allow_private_targets,
+        )
+        visibility = SqsVisibility(
+            sqs_client(self.settings.region, self.settings.endpoint_url), self.settings.webhook_queue_url
+        )
+        return WebhookSender(delivery, visibility, self.settings.public_api_url)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
@@ -66,8 +93,21 @@ def services() -> Services:
         settings=settings,
         incidents=incidents,
         policies_store=PolicyRepository(settings.region, settings.endpoint_url),
+        services_store=ServiceRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
+    )
+
+
+@lru_cache(maxsize=1)
+def credential_catalog() -> ServiceCatalog:
+    """Only what the authorizer needs to look a key up: no SQS or SNS client is built."""
+    settings = get_settings()
+    bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
+    return ServiceCatalog(
+        ServiceRepository(settings.region, settings.endpoint_url),
+        PolicyRepository(settings.region, settings.endpoint_url),
+        SystemClock(),
     )
 
 
@@ -77,5 +117,6 @@ def reset_services() -> None:
     from incident_engine.settings import reset_settings
 
     services.cache_clear()
+    credential_catalog.cache_clear()
     forget_clients()
     reset_settings()

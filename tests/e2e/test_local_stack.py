@@ -19,7 +19,7 @@ from local.process import LocalStackProcess, TopicTap, wait_for
 pytestmark = pytest.mark.e2e
 LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "e2e-local-stack.log"
 HANG = 120  # seconds: a guard against a hang, never a bound on how fast anything must be
-RECIPIENTS = {0: ["first@example.com"], 1: ["https://hooks.example.com/e2e", "second@example.com"]}
+RECIPIENTS = {0: ["first@example.com"], 1: ["second@example.com", "third@example.com"]}
 LEVEL0 = ("0", "first@example.com")
 LEVEL1 = [("1", r) for r in RECIPIENTS[1]]
 
@@ -73,7 +73,7 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
                     "delay_minutes": 0.05,
                     "targets": [
                         {"type": "user", "email": "second@example.com"},
-                        {"type": "webhook", "url": "https://hooks.example.com/e2e"},
+                        {"type": "user", "email": "third@example.com"},
                     ],
                 },
             ],
@@ -137,6 +137,6 @@ def test_two_levels_ack_and_resolve_over_http(stack: LocalStackProcess) -> None:
         return sorted(a["recipient"] for _, _, a in tap.poll() if a["kind"] == "resolution")
 
     wait_for(lambda: len(closures()) >= 3, HANG, "resolution notices")
-    assert closures() == ["first@example.com", "https://hooks.example.com/e2e", "second@example.com"]
+    assert closures() == ["first@example.com", "second@example.com", "third@example.com"]
     assert sorted(pages(tap)) == expected
     print(f"\nlevel 1 fired {(level1 - level0).total_seconds():.3f} s after level 0 (due after 3.000 s)")

@@ -229,7 +229,7 @@ def test_authorizer_accepts_the_token_and_rejects_others(aws: LocalStack) -> Non
     assert allowed["principalId"] == "admin"
     statement = allowed["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
-    assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"
+    assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"]
     for bad in ("Bearer wrong", "Basic abc", "", "Bearer "):
         event["authorizationToken"] = bad
         with pytest.raises(Exception, match=r"^Unauthorized$"):

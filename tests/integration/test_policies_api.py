@@ -27,7 +27,7 @@ def test_create_from_the_sample_event(api: Api, aws: LocalStack) -> None:
         "delay_minutes": 0.05,
         "targets": [
             {"type": "user", "email": "lead@example.com"},
-            {"type": "webhook", "url": "https://hooks.example.com/incident"},
+            {"type": "user", "email": "sre-manager@example.com"},
         ],
     }
 
@@ -83,7 +83,7 @@ def test_unknown_policy_is_404(api: Api) -> None:
             lambda p: p["levels"][0]["targets"][0].update(email="not-an-email"),
             "levels.0.targets.0.user.email",
         ),
-        (lambda p: p["levels"][1]["targets"][1].update(url="ftp://x"), "levels.1.targets.1.webhook.url"),
+        (lambda p: p["levels"][1]["targets"][1].update(email="ftp://x"), "levels.1.targets.1.user.email"),
         (lambda p: p["levels"][0]["targets"].append({"type": "pager", "id": "x"}), "levels.0.targets.1"),
         (lambda p: p.update(repeat={"max_repeats": 0, "interval_minutes": 5}), "repeat.max_repeats"),
         (lambda p: p.update(severities=["P7"]), "severities.0"),
@@ -129,7 +129,7 @@ def test_editing_a_policy_never_changes_an_escalation_in_flight(api: Api, timers
     # Then level 1 still pages the people of the snapshot taken when escalation started
     recipients = [n["recipient"] for n in api.ok("GET", f"/incidents/{inc['id']}/notifications")["items"]]
     assert sorted(recipients) == [
-        "https://hooks.example.com/incident",
         "lead@example.com",
         "oncall@example.com",
+        "sre-manager@example.com",
     ]

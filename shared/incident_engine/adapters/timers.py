@@ -37,3 +37,16 @@ class EscalationTimerQueue:
             MessageBody=encode_timer(message),
             DelaySeconds=max(0, min(MAX_DELAY_SECONDS, delay_seconds)),
         )
+
+
+class SqsVisibility:
+    """Delays an SQS message's next delivery: the webhook sender's growing retry waits."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        self._client.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

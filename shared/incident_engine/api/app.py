@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from incident_engine.api import incidents, policies
+from incident_engine.api import incidents, policies, services, webhooks
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -19,6 +20,8 @@ VERSION = "0.1.0"
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(incidents.router)
 app.include_router(policies.router)
+app.include_router(services.router)
+app.include_router(webhooks.router)
 DESCRIPTION = (
     "Incidents, escalation policies and timed escalation. All routes but /health need "
     "`Authorization: Bearer <token>`."
@@ -123,9 +126,70 @@ def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
     )
 
 
+MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+
+
+def _body_problem(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """Refuse what no route takes, before any parser sees it: an oversized body, JSON nested
+    deeper than any of our shapes (the parser would recurse), a body that is not an object."""
+    body = event.get("body")
+    if body is None or body == "":
+        return None
+    if event.get("isBase64Encoded"):
+        return 415, {"error": "unsupported_media_type", "message": "send the body as JSON text"}
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        return 413, {
+            "error": "payload_too_large",
+            "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+        }
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        parsed = _TOO_DEEP
+    except ValueError:
+        return None  # not JSON at all: the validator names it
+    if parsed is _TOO_DEEP or _depth(parsed) > MAX_JSON_DEPTH:
+        return 422, {
+            "error": "validation_error",
+            "field": "body",
+            "message": f"body: JSON is nested deeper than {MAX_JSON_DEPTH} levels",
+        }
+    if not isinstance(parsed, dict):
+        return 422, {"error": "validation_error", "field": "body", "message": "body: must be a JSON object"}
+    return None
+
+
+_TOO_DEEP = object()
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion (the value came from outside)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Resolve one API Gateway event. Every body this API takes is JSON, whatever the client's
     Content-Type says (curl -d sends form encoding by default), so it is read as JSON."""
+    refused = _body_problem(event)
+    if refused is not None:
+        status, payload = refused
+        return {
+            "statusCode": status,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(payload),
+            "isBase64Encoded": False,
+        }
     headers = event.get("headers") or {}
     for name in [k for k in headers if k.lower() == "content-type"]:
         del headers[name]

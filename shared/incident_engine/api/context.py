@@ -9,8 +9,11 @@ from incident_engine.wiring import services
 
 def actor(app: ApiGatewayResolver, given: str | None) -> str:
     """The body's ``by`` when given, else the principal the authorizer vouched for."""
-    if given:
-        return given
+    return given or principal(app)
+
+
+def principal(app: ApiGatewayResolver) -> str:
+    """Who the authorizer vouched for, whatever the body says."""
     authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
     return str(authorizer.get("principalId") or "api")
 

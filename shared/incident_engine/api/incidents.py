@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from incident_engine.api.context import actor, base_url
+from incident_engine.api.context import actor, base_url, principal
 from incident_engine.api.schemas import (
     ActorIn,
     CancelIn,
@@ -27,13 +28,15 @@ from incident_engine.api.schemas import (
     TimelineOut,
 )
 from incident_engine.domain.engine import NewIncident
+from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.lifecycle import Status
 from incident_engine.domain.severity import Severity
-from incident_engine.usecases.incidents import IncidentService
+from incident_engine.usecases.incidents import IdempotencyRequest, IncidentService
 from incident_engine.usecases.ports import IncidentFilter
 from incident_engine.wiring import services
 
 router = Router()
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def _service() -> IncidentService:
@@ -48,24 +51,39 @@ def _id(incident_id: str) -> str:
     "/incidents",
     tags=["incidents"],
     summary="Open an incident (or join the active one with its dedup_key)",
+    description=(
+        "Send an `Idempotency-Key` header (any unique string, at most 255 characters) to make "
+        "retries safe: a repeat of the same request within 24 hours returns the first answer "
+        "(with `Idempotent-Replayed: true`) and opens and pages nothing new; the same key with a "
+        "different body answers 422."
+    ),
     responses={200: {"description": "dedup_key matched an active incident"}},
 )
 def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
+    caller = principal(router)  # type: ignore[arg-type]
+    key = router.current_event.headers.get("Idempotency-Key")  # case-insensitive
+    idempotency = None
+    if key is not None:
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput("Idempotency-Key", "1 to 255 printable ASCII characters")
+        idempotency = IdempotencyRequest.of(caller, key, body.model_dump_json())
     new = NewIncident(
         title=body.title,
         severity=body.severity,
         description=body.description,
         service=body.service,
+        service_id=body.service_id,
         team=body.team,
         source=body.source,
         labels=dict(body.labels),
         dedup_key=body.dedup_key,
     )
-    result = _service().create_incident(new, body.policy_id, actor(router, None))  # type: ignore[arg-type]
+    result = _service().create_incident(new, body.policy_id, actor(router, None), idempotency)  # type: ignore[arg-type]
     return Response(
         status_code=201 if result.created else 200,
         content_type="application/json",
         body=IncidentOut.of(result.incident),
+        headers={"Idempotent-Replayed": "true"} if result.replayed else None,
     )
 
 

@@ -4,24 +4,72 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from incident_engine.domain.engine import sla_deadlines
 from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Level, Policy, Repeat, Target
 from incident_engine.domain.severity import Severity
+from incident_engine.domain.text import block_problem, line_problem
 from incident_engine.domain.timefmt import to_iso
+from incident_engine.domain.urls import UrlRefused, check_url
+from incident_engine.settings import get_settings
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _one_line(value: str) -> str:
+    problem = line_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _free_text(value: str) -> str:
+    problem = block_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# Every string a client sends is bounded, and one-line strings carry no control, invisible or
+# direction-changing characters (they end up in pages, subjects and logs).
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+]
+Actor = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=254,
+        # A practical subset of RFC 5321: no quoting, no comments, no angle brackets or NULs.
+        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+    ),
 ]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-LabelValue = Annotated[str, StringConstraints(max_length=256)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line)]
+LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_one_line)]
+FreeText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_free_text)]
+Minutes = Annotated[float, Field(strict=True)]  # a JSON number: never "5", never true
 
+MAX_URL_LENGTH = 2_048
+# A wait is 0 (at once) or at least 3 seconds: 1e-300 minutes is a typo, not a policy.
+MIN_DELAY_MINUTES = 0.05
 MAX_LEVELS = 10
 MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
 
@@ -31,13 +79,19 @@ class _In(BaseModel):
 
 
 class IncidentCreate(_In):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    title: Title
     severity: Severity
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    description: FreeText | None = None
     service: Name | None = None
+    service_id: Name | None = Field(
+        default=None,
+        description="A service from /services: its policy and team apply, its name is the service",
+    )
     team: Name | None = None
     source: Name | None = None
-    dedup_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    dedup_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_one_line)] | None
+    ) = None
     labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=50)] = Field(default_factory=dict)
     policy_id: Name | None = None
 
@@ -47,22 +101,28 @@ class ActorIn(_In):
 
 
 class SnoozeIn(_In):
-    minutes: int = Field(ge=1, le=10_080, description="How long to pause paging, 1 minute to 7 days")
+    minutes: StrictInt = Field(ge=1, le=10_080, description="How long to pause paging, 1 minute to 7 days")
     by: Actor | None = None
 
 
 class ResolveIn(_In):
     by: Actor | None = None
-    resolution_note: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+    resolution_note: (
+        Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None
+    ) = None
 
 
 class CancelIn(_In):
     by: Actor | None = None
-    reason: Annotated[str, StringConstraints(max_length=5_000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None = None
 
 
 class NoteIn(_In):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    text: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
+        AfterValidator(_free_text),
+    ]
     by: Actor | None = None
 
 
@@ -71,26 +131,55 @@ class UserTargetIn(_In):
     email: Email
 
 
+def _bounded_url(url: AnyHttpUrl) -> AnyHttpUrl:
+    # Measured after normalisation: each non-ASCII character becomes 6 bytes of %-escapes.
+    if len(str(url)) > MAX_URL_LENGTH:
+        raise ValueError(f"URL is longer than {MAX_URL_LENGTH} characters once encoded")
+    try:
+        check_url(str(url), allow_private=get_settings().allow_private_targets)
+    except UrlRefused as exc:
+        raise ValueError(str(exc)) from None
+    return url
+
+
 class WebhookTargetIn(_In):
     type: Literal["webhook"]
-    url: AnyHttpUrl
+    webhook_id: Name | None = Field(default=None, description="A webhook registered with POST /webhooks")
+    url: Any = Field(default=None, description="Retired: register the URL with POST /webhooks")
+
+    @model_validator(mode="after")
+    def _registered(self) -> WebhookTargetIn:
+        if self.url is not None:
+            raise ValueError(
+                "inline webhook URLs are retired: register the URL with POST /webhooks (it gets a signing "
+                'secret) and target it as {"type": "webhook", "webhook_id": ...}'
+            )
+        if not self.webhook_id:
+            raise ValueError("webhook_id is required")
+        return self
 
 
 TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")]
 
 
 class LevelIn(_In):
-    delay_minutes: float = Field(
+    delay_minutes: Minutes = Field(
         ge=0,
         le=10_080,
         description="Wait after the previous level fired (level 0: after the trigger). Fractions allowed.",
     )
     targets: Annotated[list[TargetIn], Field(min_length=1, max_length=MAX_TARGETS_PER_LEVEL)]
 
+    @model_validator(mode="after")
+    def _sane_delay(self) -> LevelIn:
+        if 0 < self.delay_minutes < MIN_DELAY_MINUTES:
+            raise ValueError(f"delay_minutes must be 0 or at least {MIN_DELAY_MINUTES} (3 seconds)")
+        return self
+
 
 class RepeatIn(_In):
-    max_repeats: int = Field(ge=1, le=20)
-    interval_minutes: float = Field(gt=0, le=10_080)
+    max_repeats: StrictInt = Field(ge=1, le=20)
+    interval_minutes: Minutes = Field(ge=MIN_DELAY_MINUTES, le=10_080)
 
 
 class PolicyIn(_In):
@@ -100,7 +189,7 @@ class PolicyIn(_In):
     severities: list[Severity] | None = None
     service: Name | None = None
     team: Name | None = None
-    is_default: bool = False
+    is_default: StrictBool = False
 
     def to_domain(self) -> Policy:
         return Policy(
@@ -112,7 +201,7 @@ class PolicyIn(_In):
                     tuple(
                         Target("user", t.email.lower())
                         if isinstance(t, UserTargetIn)
-                        else Target("webhook", str(t.url))
+                        else Target("webhook", str(t.webhook_id))
                         for t in lv.targets
                     ),
                 )
@@ -155,6 +244,7 @@ class IncidentOut(BaseModel):
     severity: Severity
     status: str
     service: str | None
+    service_id: str | None
     team: str | None
     source: str | None
     labels: dict[str, str]
@@ -185,6 +275,7 @@ class IncidentOut(BaseModel):
             severity=i.severity,
             status=i.status.value,
             service=i.service,
+            service_id=i.service_id,
             team=i.team,
             source=i.source,
             labels=i.labels,
@@ -273,11 +364,15 @@ class NotificationOut(BaseModel):
     loop: int | None
     recipient: str
     channel: str
-    status: str
+    status: str = Field(description="pending | sent | superseded (closed first) | parked (kept failing)")
     dedup_id: str
     subject: str
     created_at: str
     sent_at: str | None
+    attempts: int = Field(description="Failed publish attempts")
+    last_error: str | None
+    delivery_attempts: int = Field(description="Webhook POSTs made (webhook rows)")
+    last_http_status: int | None = Field(description="The webhook's last answer (webhook rows)")
 
     @staticmethod
     def of(n: Notification) -> NotificationOut:
@@ -292,6 +387,10 @@ class NotificationOut(BaseModel):
             subject=n.subject,
             created_at=to_iso(n.created_at),
             sent_at=_t(n.sent_at),
+            attempts=n.attempts,
+            last_error=n.last_error,
+            delivery_attempts=n.delivery_attempts,
+            last_http_status=n.last_http_status,
         )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from incident_engine.domain.errors import Conflict
+from incident_engine.domain.keys import key_part
 from incident_engine.domain.lifecycle import TERMINAL, Action, Status, ensure_allowed
 from incident_engine.domain.model import (
     Change,
@@ -27,6 +28,7 @@ from incident_engine.domain.policy import Policy, Target
 from incident_engine.domain.severity import DEFAULT_SLAS, Severity
 
 SYSTEM = "system"
+MAX_SUPERSEDED = 25
 
 
 def new_token() -> str:
@@ -39,6 +41,7 @@ class NewIncident:
     severity: Severity
     description: str | None = None
     service: str | None = None
+    service_id: str | None = None
     team: str | None = None
     source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -183,7 +186,7 @@ class _Builder:
                     "page",
                     target.channel,
                     target.address,
-                    f"{self.incident.id}/{fired_token}/{target.address}",
+                    f"{self.incident.id}/{fired_token}/{key_part(target.address)}",
                     subject,
                     message,
                     self.now,
@@ -216,6 +219,15 @@ class _Builder:
             next_level, next_loop, wait = following
             self.arm(next_level, next_loop, self.now + wait)
 
+    def supersede(self, unsent: list[Notification]) -> None:
+        pages = [n for n in unsent if n.kind == "page" and n.status == "pending"]
+        # Bounded so the closing transaction stays within DynamoDB's 100 items; the reconciler
+        # checks the incident's state before republishing anything left over.
+        pages = pages[:MAX_SUPERSEDED]
+        if pages:
+            self.change.superseded = [replace(n, status="superseded") for n in pages]
+            self.event("pages_superseded", SYSTEM, dedup_ids=[n.dedup_id for n in pages])
+
     def notify_closure(self, kind: str) -> None:
         subject, message = render_closure(self.incident, kind, self.now, self.base_url)
         level = self.incident.escalation.level if self.incident.escalation else None
@@ -226,7 +238,7 @@ class _Builder:
                     kind,
                     channel,
                     recipient,
-                    f"{self.incident.id}/{kind}/{recipient}",
+                    f"{self.incident.id}/{kind}/{key_part(recipient)}",
                     subject,
                     message,
                     self.now,
@@ -247,10 +259,17 @@ def _unique(targets: tuple[Target, ...]) -> list[Target]:
 
 
 def _plan_next(policy: Policy, level: int, loop: int) -> tuple[int, int, timedelta] | None:
-    """The automatic successor of a fired level, honouring repeat."""
+    """The automatic successor of a fired level, honouring repeat.
+
+    A manual escalation may page past the policy's last loop; nothing automatic follows it.
+    """
+    max_loop = policy.repeat.max_repeats if policy.repeat else 0
+    if loop > max_loop:
+        return None
     if level + 1 < len(policy.levels):
         return level + 1, loop, policy.levels[level + 1].delay
-    if policy.repeat and loop < policy.repeat.max_repeats:
+    if loop < max_loop:
+        assert policy.repeat is not None
         return 0, loop + 1, timedelta(minutes=policy.repeat.interval_minutes)
     return None
 
@@ -294,8 +313,15 @@ def _notification(
 
 
 def open_incident(
-    incident_id: str, new: NewIncident, policy: Policy | None, now: datetime, actor: str, base_url: str | None
+    incident_id: str,
+    new: NewIncident,
+    policy: Policy | None,
+    now: datetime,
+    actor: str,
+    base_url: str | None,
+    dedup_claim: str | None = None,
 ) -> Change:
+    """``dedup_claim`` is the nonce under which this request claimed ``new.dedup_key``."""
     incident = Incident(
         id=incident_id,
         title=new.title,
@@ -305,6 +331,7 @@ def open_incident(
         updated_at=now,
         description=new.description,
         service=new.service,
+        service_id=new.service_id,
         team=new.team,
         source=new.source,
         labels=dict(new.labels),
@@ -323,7 +350,7 @@ def open_incident(
     )
     if policy is not None:
         b.start(policy.snapshot(), immediately=False)
-    b.change.claim_dedup_key = new.dedup_key is not None
+    b.change.dedup_claim = dedup_claim if new.dedup_key is not None else None
     return b.done()
 
 
@@ -342,6 +369,8 @@ def on_timer(incident: Incident, token: str, now: datetime, base_url: str | None
     if incident.status is Status.SNOOZED:
         # Waking re-pages from the first level, as an unacknowledged incident would.
         b.stop()
+        # Paging again means nobody holds it any more: an earlier ack no longer applies.
+        b.set(acknowledged_at=None, acknowledged_by=None)
         to = Status.ESCALATING if incident.escalation is not None else Status.OPEN
         b.event("snooze_ended", SYSTEM, **{"from": "snoozed", "to": to.value})
         if incident.escalation is not None:
@@ -407,10 +436,19 @@ def escalate(
     return b.done()
 
 
-def resolve(incident: Incident, by: str, note: str | None, now: datetime, base_url: str | None) -> Change:
+def resolve(
+    incident: Incident,
+    by: str,
+    note: str | None,
+    now: datetime,
+    base_url: str | None,
+    unsent: list[Notification] | None = None,
+) -> Change:
+    """``unsent``: page rows still pending (a crash left them); they are superseded, never sent."""
     ensure_allowed(incident.status, Action.RESOLVE)
     b = _Builder(incident, incident.version, now, by, base_url)
     b.stop()
+    b.supersede(unsent or [])
     b.set(status=Status.RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note)
     b.event("resolved", **{"from": incident.status.value, "to": "resolved", "note": note})
     b.notify_closure("resolution")
@@ -418,10 +456,18 @@ def resolve(incident: Incident, by: str, note: str | None, now: datetime, base_u
     return b.done()
 
 
-def cancel(incident: Incident, by: str, reason: str | None, now: datetime, base_url: str | None) -> Change:
+def cancel(
+    incident: Incident,
+    by: str,
+    reason: str | None,
+    now: datetime,
+    base_url: str | None,
+    unsent: list[Notification] | None = None,
+) -> Change:
     ensure_allowed(incident.status, Action.CANCEL)
     b = _Builder(incident, incident.version, now, by, base_url)
     b.stop()
+    b.supersede(unsent or [])
     b.set(status=Status.CANCELLED, cancelled_at=now, cancel_reason=reason)
     b.event("cancelled", **{"from": incident.status.value, "to": "cancelled", "reason": reason})
     b.notify_closure("cancellation")

@@ -50,6 +50,7 @@ class Incident:
     updated_at: datetime
     description: str | None = None
     service: str | None = None
+    service_id: str | None = None  # the service the incident is about (alerts always have one)
     team: str | None = None
     source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -109,8 +110,13 @@ class Notification:
     created_at: datetime
     level: int | None = None
     loop: int | None = None
-    status: str = "pending"  # pending | sent
+    # pending | sent | superseded (a terminal change came first) | parked (kept failing)
+    status: str = "pending"
     sent_at: datetime | None = None
+    attempts: int = 0  # failed publish attempts so far
+    last_error: str | None = None
+    delivery_attempts: int = 0  # webhook POSTs the sender made
+    last_http_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,5 +140,13 @@ class Change:
     records: list[EscalationRecord] = field(default_factory=list)
     outbox: list[Notification] = field(default_factory=list)
     timer: TimerMessage | None = None
-    claim_dedup_key: bool = False
+    # Unsent page rows that a terminal change retires, so no page follows the closure notice.
+    superseded: list[Notification] = field(default_factory=list)
+    # The nonce of this request's claim on the incident's dedup key (bound to it on create).
+    dedup_claim: str | None = None
     release_dedup_key: bool = False
+    # The claimed Idempotency-Key item this create answers, and the answer's status code.
+    idempotency: tuple[str, str, int] | None = None  # (key hash, nonce, status code)
+    # Bumped when the same change is sent again after DynamoDB cancelled it: a new request
+    # then gets a new ClientRequestToken (a token names one request, byte for byte).
+    attempt: int = 0

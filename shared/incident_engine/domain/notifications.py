@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from incident_engine.domain.model import Incident
 from incident_engine.domain.severity import BANNERS
+from incident_engine.domain.text import quoted_block
 
 SUBJECT_LIMIT = 99  # SNS subjects are ASCII, one line, under 100 characters
 
@@ -17,6 +18,22 @@ def iso(at: datetime | None) -> str | None:
 def _ascii_line(text: str) -> str:
     flat = " ".join(text.split())
     return flat.encode("ascii", "replace").decode("ascii")
+
+
+def _flat(text: str) -> str:
+    """One line of a client's text: whatever it holds, it cannot start a line of its own."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _field(label: str, text: str | None, missing: str) -> list[str]:
+    """A labelled free text: one line when it is one, else each of its lines quoted under the
+    label, so a client's text can never pass for a line of ours (such as how to acknowledge)."""
+    if not text:
+        return [f"{label} {missing}"]
+    lines = text.splitlines()
+    if len(lines) == 1:
+        return [f"{label} {_flat(text)}"]
+    return [label, *quoted_block("\n".join(_flat(line) for line in lines))]
 
 
 def _subject(prefix: str, incident: Incident) -> str:
@@ -44,13 +61,13 @@ def render_page(
     lines = [
         f"{BANNERS[incident.severity]} - Incident Engine",
         "",
-        f"INCIDENT: {incident.id} - {incident.title}",
+        f"INCIDENT: {incident.id} - {_flat(incident.title)}",
         f"STARTED:  {iso(incident.created_at)}",
-        f"IMPACT:   {incident.description or 'not stated yet'}",
+        *_field("IMPACT:  ", incident.description, "not stated yet"),
         f"STATUS:   {incident.status.value.upper()} (escalation level {level + 1} of {level_count}{repeat})",
     ]
     if incident.service or incident.team:
-        lines.append(f"SERVICE:  {incident.service or '-'}    TEAM: {incident.team or '-'}")
+        lines.append(f"SERVICE:  {_flat(incident.service or '-')}    TEAM: {_flat(incident.team or '-')}")
     lines += [
         "",
         f"Incident: {link}",
@@ -67,14 +84,17 @@ def render_closure(incident: Incident, kind: str, at: datetime, base_url: str | 
     if kind == "resolution":
         head, prefix = "✅ RESOLVED - Incident Engine", "[RESOLVED]"
         who = incident.resolved_by or "unknown"
-        detail = [f"RESOLUTION: {incident.resolution_note or 'no note given'}", f"Resolved by: {who}"]
+        detail = [
+            *_field("RESOLUTION:", incident.resolution_note, "no note given"),
+            f"Resolved by: {_flat(who)}",
+        ]
     else:
         head, prefix = "⛔ CANCELLED - Incident Engine", "[CANCELLED]"
-        detail = [f"REASON: {incident.cancel_reason or 'no reason given'}"]
+        detail = _field("REASON:", incident.cancel_reason, "no reason given")
     lines = [
         head,
         "",
-        f"INCIDENT: {incident.id} - {incident.title} ({incident.severity.value})",
+        f"INCIDENT: {incident.id} - {_flat(incident.title)} ({incident.severity.value})",
         f"DURATION: {iso(incident.created_at)} to {iso(at)} ({_duration(incident.created_at, at)})",
         *detail,
         "",

@@ -15,27 +15,22 @@ TargetType = Literal["user", "webhook"]
 @dataclass(frozen=True)
 class Target:
     type: TargetType
-    address: str  # the user's email or the webhook's url
+    address: str  # the user's email, or the registered webhook's id
 
     @property
     def channel(self) -> str:
         return "email" if self.type == "user" else "webhook"
 
     def to_dict(self) -> dict[str, str]:
-        return (
-            {"type": "user", "email": self.address}
-            if self.type == "user"
-            else {
-                "type": "webhook",
-                "url": self.address,
-            }
-        )
+        if self.type == "user":
+            return {"type": "user", "email": self.address}
+        return {"type": "webhook", "webhook_id": self.address}
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Target:
         if data["type"] == "user":
             return Target("user", str(data["email"]))
-        return Target("webhook", str(data["url"]))
+        return Target("webhook", str(data.get("webhook_id") or data.get("url")))
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
 import json
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from incident_engine.domain.errors import InvalidInput
+from incident_engine.domain.keys import dedup_scope, key_part
 from incident_engine.domain.lifecycle import Status
 from incident_engine.domain.model import (
     Change,
@@ -33,19 +36,55 @@ from incident_engine.store.models import (
     CounterItem,
     DedupItem,
     EscalationRecordItem,
+    IdempotencyItem,
     IncidentItem,
     OutboxItem,
     TimelineItem,
 )
-from incident_engine.usecases.ports import DedupKeyTaken, IncidentFilter, Page, VersionConflict
+from incident_engine.usecases.ports import (
+    DedupHolder,
+    DedupKeyTaken,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    IncidentFilter,
+    Page,
+    TransientConflict,
+    VersionConflict,
+)
 
 META = "META"
+# A row SNS refuses as malformed is parked after a few tries; one that fails for SNS's own
+# reasons (throttling, an outage) keeps its place for about an hour of reconciler ticks first.
+PARK_AFTER_PERMANENT = 3
+PARK_AFTER_TRANSIENT = 60
+# DynamoDB cancels or refuses a transaction for these without any condition having failed:
+# another transaction held one of the items, or the table was throttled. Deciding again is safe.
+TRANSIENT_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+TRANSIENT_ERRORS = frozenset(
+    {
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)
 _LIFECYCLE_TIMES = ("acknowledged_at", "resolved_at", "cancelled_at", "snoozed_until")
 _LIFECYCLE_TEXT = ("acknowledged_by", "resolved_by", "resolution_note", "cancel_reason")
 
 
 def incident_pk(incident_id: str) -> str:
     return f"INC#{incident_id}"
+
+
+def _request_token(change: Change) -> str:
+    """ClientRequestToken (at most 36 characters): the same for every retry of one change."""
+    incident = change.incident
+    seed = f"{incident.id}/{incident.version}/{incident.token}/{to_key(incident.updated_at)}/{change.attempt}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:36]
 
 
 def _opt_time(text: str | None) -> datetime | None:
@@ -100,55 +139,217 @@ class IncidentRepository:
         return self._to_incident(item)
 
     def commit(self, change: Change) -> None:
+        """One conditional transaction. Raises VersionConflict (reload and decide again),
+        TransientConflict (the same, after DynamoDB cancelled for contention or throttling),
+        DedupKeyTaken or IdempotencyKeyTaken."""
         incident = change.incident
-        item = self._to_item(incident)
+        roles: list[str] = []  # what each transaction item is, to read cancellation reasons
         if change.expected_version is None:
             condition: Condition = IncidentItem.pk.does_not_exist()
         else:
             condition = IncidentItem.version == change.expected_version
+        # A deterministic token: botocore's own retry of a transaction that already committed
+        # is then answered as a success by DynamoDB, not as a failed condition.
+        request_token = _request_token(change)
         try:
-            with TransactWrite(connection=self._connection) as tx:
-                tx.save(item, condition=condition)  # index 0: the version check
-                if change.claim_dedup_key and incident.dedup_key:
-                    tx.save(  # index 1: the dedup claim
-                        DedupItem(
-                            f"DEDUP#{incident.dedup_key}",
-                            "DEDUP",
-                            incident_id=incident.id,
-                            active=True,
-                            claimed_at=to_key(incident.updated_at),
-                        ),
-                        condition=DedupItem.pk.does_not_exist() | (DedupItem.active == False),  # noqa: E712
+            with TransactWrite(connection=self._connection, client_request_token=request_token) as tx:
+                tx.save(self._to_item(incident), condition=condition)
+                roles.append("incident")
+                if change.dedup_claim and incident.dedup_key:
+                    tx.update(
+                        self._dedup_key(dedup_scope(incident.service_id, incident.dedup_key)),
+                        actions=[
+                            DedupItem.incident_id.set(incident.id),
+                            DedupItem.claimed_at.set(to_key(incident.updated_at)),
+                        ],
+                        condition=DedupItem.nonce == change.dedup_claim,
                     )
+                    roles.append("dedup")
+                if change.idempotency is not None:
+                    key_hash, nonce, status_code = change.idempotency
+                    tx.update(
+                        IdempotencyItem(f"IDEM#{key_hash}", "IDEM"),
+                        actions=[
+                            IdempotencyItem.incident_id.set(incident.id),
+                            IdempotencyItem.status_code.set(status_code),
+                        ],
+                        condition=IdempotencyItem.nonce == nonce,
+                    )
+                    roles.append("idempotency")
                 for n, event in enumerate(change.events):
                     tx.save(
                         self._event_item(event, incident.version, n),
                         condition=TimelineItem.pk.does_not_exist(),
                     )
+                    roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
+                    roles.append("record")
                 for notification in change.outbox:
                     tx.save(self._outbox_item(notification), condition=OutboxItem.pk.does_not_exist())
+                    roles.append("outbox")
+                for row in change.superseded:
+                    tx.update(
+                        self._outbox_key(row),
+                        actions=[
+                            OutboxItem.status.set("superseded"),
+                            OutboxItem.pending_pk.remove(),
+                            OutboxItem.pending_key.remove(),
+                        ],
+                        condition=OutboxItem.status == "pending",
+                    )
+                    roles.append("superseded")
                 if change.release_dedup_key and incident.dedup_key:
                     tx.update(
-                        DedupItem(f"DEDUP#{incident.dedup_key}", "DEDUP"),
+                        self._dedup_key(dedup_scope(incident.service_id, incident.dedup_key)),
                         actions=[DedupItem.active.set(False)],
                         condition=DedupItem.incident_id == incident.id,
                     )
+                    roles.append("release")
         except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in exc.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                raise VersionConflict(incident.id) from exc
-            if change.claim_dedup_key and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                raise DedupKeyTaken(incident.dedup_key) from exc
+            self._raise_commit_error(exc, change, roles)
+
+    def _raise_commit_error(self, exc: TransactWriteError, change: Change, roles: list[str]) -> None:
+        incident = change.incident
+        codes = [r.code if r else None for r in exc.cancellation_reasons]
+        failed = {
+            roles[i] for i, code in enumerate(codes) if code == "ConditionalCheckFailed" and i < len(roles)
+        }
+        if exc.cause_response_code in TRANSIENT_ERRORS or any(c in TRANSIENT_REASONS for c in codes):
+            if exc.cause_response_code == "TransactionInProgressException" and self._committed(change):
+                return  # the same request is being applied: it is ours
+            raise TransientConflict(incident.id) from exc
+        if "incident" in failed:
+            if self._committed(change):
+                return  # an earlier attempt of this very transaction committed (a retry saw it)
+            raise VersionConflict(incident.id) from exc
+        if "dedup" in failed:
+            raise DedupKeyTaken(incident.dedup_key) from exc
+        if "idempotency" in failed:
+            raise IdempotencyKeyTaken(incident.id) from exc
+        if "superseded" in failed:
+            raise VersionConflict(incident.id) from exc  # a row was sent meanwhile: decide again
+        raise exc
+
+    def _committed(self, change: Change) -> bool:
+        stored = self.get(change.incident.id)
+        return (
+            stored is not None
+            and stored.version == change.incident.version
+            and stored.token == change.incident.token
+            and stored.updated_at == change.incident.updated_at
+        )
+
+    @staticmethod
+    def _dedup_key(dedup_key: str) -> DedupItem:
+        return DedupItem(f"DEDUP#{key_part(dedup_key)}", "DEDUP")
+
+    def claim_dedup_key(self, dedup_key: str, nonce: str, now: datetime, stale_after: timedelta) -> None:
+        """Claim a dedup key before drawing an incident number; DedupKeyTaken if someone holds it.
+
+        A claim whose incident never got committed (its writer died) is taken over once stale.
+        """
+        item = DedupItem(
+            f"DEDUP#{key_part(dedup_key)}",
+            "DEDUP",
+            active=True,
+            claimed_at=to_key(now),
+            nonce=nonce,
+            dedup_key=dedup_key,
+        )
+        free = DedupItem.pk.does_not_exist() | (DedupItem.active == False)  # noqa: E712
+        abandoned = DedupItem.incident_id.does_not_exist() & (
+            DedupItem.claimed_at < to_key(now - stale_after)
+        )
+        try:
+            item.save(condition=free | abandoned)
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise DedupKeyTaken(dedup_key) from exc
             raise
 
-    def active_incident_for_dedup_key(self, dedup_key: str) -> str | None:
+    def release_dedup_claim(self, dedup_key: str, nonce: str) -> None:
+        """Give back a claim whose incident was never committed (best effort)."""
+        with contextlib.suppress(UpdateError):
+            self._dedup_key(dedup_key).update(
+                actions=[DedupItem.active.set(False)],
+                condition=(DedupItem.nonce == nonce) & DedupItem.incident_id.does_not_exist(),
+            )
+
+    def dedup_holder(self, dedup_key: str) -> DedupHolder | None:
+        """Who holds a dedup key: an active incident, or a create still under way (no id yet)."""
         try:
-            item = DedupItem.get(f"DEDUP#{dedup_key}", "DEDUP", consistent_read=True)
+            item = DedupItem.get(f"DEDUP#{key_part(dedup_key)}", "DEDUP", consistent_read=True)
         except DoesNotExist:
             return None
-        return item.incident_id if item.active else None
+        if not item.active:
+            return None
+        return DedupHolder(item.incident_id, parse_iso(item.claimed_at))
+
+    def active_incident_for_dedup_key(self, dedup_key: str) -> str | None:
+        holder = self.dedup_holder(dedup_key)
+        return holder.incident_id if holder else None
+
+    # --- idempotency keys -----------------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self,
+        key_hash: str,
+        request_hash: str,
+        nonce: str,
+        now: datetime,
+        ttl: timedelta,
+        stale_after: timedelta,
+    ) -> IdempotencyRecord | None:
+        """Claim a key for this request; None when claimed, else the record someone else holds."""
+        item = IdempotencyItem(
+            f"IDEM#{key_hash}",
+            "IDEM",
+            request_hash=request_hash,
+            nonce=nonce,
+            claimed_at=to_key(now),
+            expires_at=to_key(now + ttl),
+        )
+        expired = IdempotencyItem.expires_at < to_key(now)
+        abandoned = IdempotencyItem.incident_id.does_not_exist() & (
+            IdempotencyItem.claimed_at < to_key(now - stale_after)
+        )
+        try:
+            item.save(condition=IdempotencyItem.pk.does_not_exist() | expired | abandoned)
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return self.idempotency_record(key_hash)
+        return None
+
+    def idempotency_record(self, key_hash: str) -> IdempotencyRecord | None:
+        try:
+            item = IdempotencyItem.get(f"IDEM#{key_hash}", "IDEM", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return IdempotencyRecord(
+            request_hash=item.request_hash,
+            incident_id=item.incident_id,
+            status_code=None if item.status_code is None else int(item.status_code),
+        )
+
+    def release_idempotency_claim(self, key_hash: str, nonce: str) -> None:
+        """A create that failed before committing frees its key at once (it expires now)."""
+        with contextlib.suppress(UpdateError):
+            IdempotencyItem(f"IDEM#{key_hash}", "IDEM").update(
+                actions=[IdempotencyItem.expires_at.set("")],
+                condition=(IdempotencyItem.nonce == nonce) & IdempotencyItem.incident_id.does_not_exist(),
+            )
+
+    def bind_idempotency_key(self, key_hash: str, nonce: str, incident_id: str, status_code: int) -> None:
+        """Record the answer of a create that committed no transaction of its own (a dedup join)."""
+        IdempotencyItem(f"IDEM#{key_hash}", "IDEM").update(
+            actions=[
+                IdempotencyItem.incident_id.set(incident_id),
+                IdempotencyItem.status_code.set(status_code),
+            ],
+            condition=IdempotencyItem.nonce == nonce,
+        )
 
     def list_page(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
         condition: Condition | None = None
@@ -240,6 +441,93 @@ class IncidentRepository:
             raise
         return True
 
+    def record_publish_failures(
+        self, failures: list[tuple[Notification, str, bool]], at: datetime
+    ) -> list[Notification]:
+        """Count a failed attempt on each row; park those that keep failing. Returns the parked."""
+        parked: list[Notification] = []
+        for n, error, permanent in failures:
+            attempts = n.attempts + 1
+            limit = PARK_AFTER_PERMANENT if permanent else PARK_AFTER_TRANSIENT
+            actions: list[Any] = [
+                OutboxItem.attempts.set(attempts),
+                OutboxItem.last_error.set(error[:500]),
+            ]
+            if attempts >= limit:
+                actions += [
+                    OutboxItem.status.set("parked"),
+                    OutboxItem.pending_pk.remove(),
+                    OutboxItem.pending_key.remove(),
+                ]
+            # Conditional on the count we read, so two failing publishers count once each.
+            seen = (
+                OutboxItem.attempts.does_not_exist() if n.attempts == 0 else OutboxItem.attempts == n.attempts
+            )
+            try:
+                self._outbox_key(n).update(actions=actions, condition=(OutboxItem.status == "pending") & seen)
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    continue  # sent, superseded or counted by someone else meanwhile
+                raise
+            if attempts >= limit:
+                parked.append(n)
+        return parked
+
+    def record_delivery(
+        self,
+        incident_id: str,
+        dedup_id: str,
+        status: str,
+        attempts: int,
+        http_status: int | None,
+        error: str | None,
+    ) -> None:
+        """A webhook attempt, on the notification's own row. It leaves the pending index too: the
+        message reached the sender, so the reconciler must not publish it again."""
+        actions: list[Any] = [
+            OutboxItem.status.set(status),
+            OutboxItem.delivery_attempts.set(attempts),
+            OutboxItem.pending_pk.remove(),
+            OutboxItem.pending_key.remove(),
+        ]
+        actions.append(
+            OutboxItem.last_http_status.set(http_status)
+            if http_status is not None
+            else OutboxItem.last_http_status.remove()
+        )
+        actions.append(OutboxItem.last_error.set(error[:500]) if error else OutboxItem.last_error.remove())
+        try:
+            OutboxItem(incident_pk(incident_id), f"OUT#{dedup_id}").update(
+                actions=actions,
+                # Never back from delivered (a duplicate SQS delivery), never onto a missing row.
+                condition=OutboxItem.pk.exists() & (OutboxItem.status != "delivered"),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+
+    def unsent_pages(self, incident_id: str) -> list[Notification]:
+        rows = OutboxItem.query(
+            incident_pk(incident_id),
+            OutboxItem.sk.startswith("OUT#"),
+            filter_condition=(OutboxItem.status == "pending") & (OutboxItem.kind == "page"),
+            consistent_read=True,
+        )
+        return [self._to_notification(i) for i in rows]
+
+    def supersede(self, notifications: list[Notification]) -> None:
+        """Retire pending rows of an incident already closed (the reconciler's guard)."""
+        for n in notifications:
+            with contextlib.suppress(UpdateError):  # a row sent meanwhile stays sent
+                self._outbox_key(n).update(
+                    actions=[
+                        OutboxItem.status.set("superseded"),
+                        OutboxItem.pending_pk.remove(),
+                        OutboxItem.pending_key.remove(),
+                    ],
+                    condition=OutboxItem.status == "pending",
+                )
+
     @staticmethod
     def _outbox_key(n: Notification) -> OutboxItem:
         return OutboxItem(incident_pk(n.incident_id), f"OUT#{n.dedup_id}")
@@ -285,6 +573,7 @@ class IncidentRepository:
             severity=incident.severity.value,
             status=incident.status.value,
             service=incident.service,
+            service_id=incident.service_id,
             team=incident.team,
             source=incident.source,
             labels=incident.labels or None,
@@ -330,6 +619,7 @@ class IncidentRepository:
             updated_at=parse_iso(item.updated_at),
             description=item.description,
             service=item.service,
+            service_id=item.service_id,
             team=item.team,
             source=item.source,
             labels=dict(item.labels or {}),
@@ -392,6 +682,8 @@ class IncidentRepository:
             status=n.status,
             created_at=to_key(n.created_at),
             sent_at=_opt_key(n.sent_at),
+            attempts=n.attempts or None,
+            last_error=n.last_error,
             # Sparse: only rows still pending are in the PendingIndex.
             pending_pk=PENDING_PARTITION if n.status == "pending" else None,
             pending_key=f"{to_key(n.created_at)}#{n.dedup_id}" if n.status == "pending" else None,
@@ -413,6 +705,10 @@ class IncidentRepository:
             loop=None if i.loop is None else int(i.loop),
             status=i.status,
             sent_at=_opt_time(i.sent_at),
+            attempts=int(i.attempts or 0),
+            last_error=i.last_error,
+            delivery_attempts=int(i.delivery_attempts or 0),
+            last_http_status=None if i.last_http_status is None else int(i.last_http_status),
         )
 
 

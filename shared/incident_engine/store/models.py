@@ -6,14 +6,19 @@ Incidents table (single-table):
   INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
   INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending)
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
-  DEDUP#<key> / DEDUP       which incident currently holds a dedup key
+  DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
+  IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
+  SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
+  CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
+  WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pynamodb.attributes import (
@@ -25,6 +30,17 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+
+
+class JSONText(JSONAttribute):
+    """JSON stored as UTF-8 text. PynamoDB's own escapes every non-ASCII character as
+    ``\\uXXXX`` (six bytes for one), which can triple an item against DynamoDB's 400 KB."""
+
+    def serialize(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
 
 LIST_PARTITION = "INCIDENT"
 DUE_PARTITION = "DUE"
@@ -73,17 +89,18 @@ class IncidentItem(_IncidentsTable):
     severity = UnicodeAttribute()
     status = UnicodeAttribute()
     service = UnicodeAttribute(null=True)
+    service_id = UnicodeAttribute(null=True)
     team = UnicodeAttribute(null=True)
     source = UnicodeAttribute(null=True)
-    labels = JSONAttribute(null=True)
+    labels = JSONText(null=True)
     dedup_key = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
-    lifecycle = JSONAttribute(null=True)  # who/when of ack, resolve, cancel, snooze
-    escalation = JSONAttribute(null=True)
+    lifecycle = JSONText(null=True)  # who/when of ack, resolve, cancel, snooze
+    escalation = JSONText(null=True)
     token = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
-    paged = JSONAttribute(null=True)
+    paged = JSONText(null=True)
     version = NumberAttribute()
     # index keys: list_pk/created_key always; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
@@ -100,7 +117,7 @@ class TimelineItem(_IncidentsTable):
     at = UnicodeAttribute()
     type = UnicodeAttribute()
     actor = UnicodeAttribute()
-    data = JSONAttribute(null=True)
+    data = JSONText(null=True)
 
 
 class EscalationRecordItem(_IncidentsTable):
@@ -112,7 +129,7 @@ class EscalationRecordItem(_IncidentsTable):
     scheduled_at = UnicodeAttribute()
     executed_at = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
-    targets = JSONAttribute()
+    targets = JSONText()
 
 
 class OutboxItem(_IncidentsTable):
@@ -123,12 +140,17 @@ class OutboxItem(_IncidentsTable):
     channel = UnicodeAttribute()
     subject = UnicodeAttribute()
     message = UnicodeAttribute()
-    attributes = JSONAttribute()
+    attributes = JSONText()
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
+    # pending | sent | superseded | parked; webhooks then delivered | retrying | failed
     status = UnicodeAttribute()
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(null=True)  # failed publish attempts
+    last_error = UnicodeAttribute(null=True)
+    delivery_attempts = NumberAttribute(null=True)  # webhook POSTs made by the sender
+    last_http_status = NumberAttribute(null=True)
     pending_pk = UnicodeAttribute(null=True)
     pending_key = UnicodeAttribute(null=True)
 
@@ -140,9 +162,25 @@ class CounterItem(_IncidentsTable):
 
 
 class DedupItem(_IncidentsTable):
-    incident_id = UnicodeAttribute()
+    """Which incident holds a dedup key. Claimed (with a nonce, no incident yet) before the
+    incident number is drawn, so a trigger that loses the race never burns a number."""
+
+    incident_id = UnicodeAttribute(null=True)
     active = BooleanAttribute()
     claimed_at = UnicodeAttribute()
+    nonce = UnicodeAttribute(null=True)
+    dedup_key = UnicodeAttribute(null=True)
+
+
+class IdempotencyItem(_IncidentsTable):
+    """A client's Idempotency-Key for a create: claimed first, then bound to the answer."""
+
+    request_hash = UnicodeAttribute()
+    nonce = UnicodeAttribute()
+    claimed_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute()
+    incident_id = UnicodeAttribute(null=True)
+    status_code = NumberAttribute(null=True)
 
 
 class ConfigItem(Model):
@@ -158,7 +196,7 @@ class ConfigItem(Model):
 
 class PolicyItem(ConfigItem, discriminator="policy"):
     name = UnicodeAttribute()
-    body = JSONAttribute()  # levels, repeat, filters
+    body = JSONText()  # levels, repeat, filters
     enabled = BooleanAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -170,6 +208,52 @@ class DefaultPolicyItem(ConfigItem, discriminator="default_policy"):
     updated_at = UnicodeAttribute()
 
 
+class ServiceItem(ConfigItem, discriminator="service"):
+    """SERVICE / <service id>: one partition, so one Query reads every service (alarm routing)."""
+
+    name = UnicodeAttribute()
+    body = JSONText()  # team_id, policy_id, default_severity, alarm_name_prefixes, auto_resolve, ...
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
+class IntegrationKeyItem(ConfigItem, discriminator="integration_key"):
+    """SERVICE / <service id>#KEY#<key id>: the list entry of a key (prefix, never the key)."""
+
+    service_id = UnicodeAttribute()
+    key_id = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()  # SHA-256 of a 128-bit random key: not reversible
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+class CredentialItem(ConfigItem, discriminator="credential"):
+    """CRED#<sha256 of the secret> / CRED: what the authorizer looks a presented secret up by."""
+
+    principal_kind = UnicodeAttribute()
+    name = UnicodeAttribute()
+    service_id = UnicodeAttribute(null=True)
+    key_id = UnicodeAttribute()
+    revoked = BooleanAttribute()
+    created_at = UnicodeAttribute()
+
+
+class WebhookItem(ConfigItem, discriminator="webhook"):
+    """WEBHOOK / <webhook id>: a registered receiver and the secret its requests are signed with."""
+
+    name = UnicodeAttribute()
+    url = UnicodeAttribute()
+    webhook_kind = UnicodeAttribute()  # generic | slack
+    secret = UnicodeAttribute()
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -178,8 +262,17 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     OutboxItem,
     CounterItem,
     DedupItem,
+    IdempotencyItem,
 )
-CONFIG_MODELS: tuple[type[Model], ...] = (ConfigItem, PolicyItem, DefaultPolicyItem)
+CONFIG_MODELS: tuple[type[Model], ...] = (
+    ConfigItem,
+    PolicyItem,
+    DefaultPolicyItem,
+    ServiceItem,
+    IntegrationKeyItem,
+    CredentialItem,
+    WebhookItem,
+)
 
 
 def bind_tables(incidents_table: str, config_table: str, region: str, host: str | None) -> None:

@@ -7,10 +7,11 @@ from datetime import timedelta
 from enum import StrEnum
 
 from incident_engine.domain import engine
-from incident_engine.domain.model import TimerMessage
+from incident_engine.domain.lifecycle import TERMINAL
+from incident_engine.domain.model import Notification, TimerMessage
 from incident_engine.observability import count, logger
-from incident_engine.usecases.dispatch import Dispatcher
-from incident_engine.usecases.ports import Clock, IncidentStore, VersionConflict
+from incident_engine.usecases.dispatch import Dispatcher, back_off
+from incident_engine.usecases.ports import Clock, IncidentStore, TransientConflict, VersionConflict
 
 MAX_ATTEMPTS = 3
 
@@ -50,27 +51,38 @@ class EscalationTimerService:
 
     def handle_timer(self, timer: TimerMessage) -> TimerOutcome:
         if timer.due_at > self._clock.now():
-            # SQS caps delays at 15 minutes: a longer wait is a chain of hops.
+            # SQS caps delays at 15 minutes: a longer wait is a chain of hops. A timer whose
+            # token was replaced stops here, not after days of hops (one read per 15 minutes).
+            incident = self._store.get(timer.incident_id)
+            if incident is None or incident.token != timer.token or incident.due_at is None:
+                return self._stale(timer)
             if not self._dispatcher.arm(timer):
                 raise RetryLater("could not re-send the timer")
             count("TimerHops")
             return TimerOutcome.HOPPED
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             incident = self._store.get(timer.incident_id)
             now = self._clock.now()
             change = engine.on_timer(incident, timer.token, now, self._base_url) if incident else None
             if change is None:
-                count("StaleTimers")
-                logger.info("stale timer dropped", extra={"incident_id": timer.incident_id})
-                return TimerOutcome.STALE
+                return self._stale(timer)
             try:
                 self._store.commit(change)
+            except TransientConflict:
+                back_off(attempt)
+                continue
             except VersionConflict:
                 continue  # another change won; on reload this timer is either stale or still due
             count("LevelsFired")
             self._dispatcher.after_commit(change)
             return TimerOutcome.FIRED
         raise RetryLater(f"incident {timer.incident_id} kept changing")
+
+    @staticmethod
+    def _stale(timer: TimerMessage) -> TimerOutcome:
+        count("StaleTimers")
+        logger.info("stale timer dropped", extra={"incident_id": timer.incident_id})
+        return TimerOutcome.STALE
 
     def reconcile(self) -> ReconcileReport:
         """Re-arm overdue timers and republish stuck outbox rows. The safety net, not the path."""
@@ -84,7 +96,9 @@ class EscalationTimerService:
             ):
                 rearmed += 1
         # Same dedup ids as the first attempt, so a consumer can drop the repeat.
-        republished = self._dispatcher.deliver(self._store.pending_notifications(cutoff, self._batch))
+        republished = self._dispatcher.deliver(
+            self._still_wanted(self._store.pending_notifications(cutoff, self._batch))
+        )
         count("TimersRearmed", rearmed)
         count("NotificationsRepublished", republished)
         if rearmed or republished:
@@ -93,6 +107,24 @@ class EscalationTimerService:
                 extra={"timers_rearmed": rearmed, "notifications_republished": republished},
             )
         return ReconcileReport(rearmed, republished)
+
+    def _still_wanted(self, rows: list[Notification]) -> list[Notification]:
+        """Pending pages of incidents closed since are superseded, never sent after the closure.
+
+        The closing transaction supersedes what it can see; this catches any it could not.
+        """
+        pages_by_incident: dict[str, list[Notification]] = {}
+        for n in rows:
+            if n.kind == "page":
+                pages_by_incident.setdefault(n.incident_id, []).append(n)
+        closed: set[str] = set()
+        for incident_id, pages in pages_by_incident.items():
+            incident = self._store.get(incident_id)
+            if incident is None or incident.status in TERMINAL:
+                self._store.supersede(pages)
+                count("PagesSuperseded", len(pages))
+                closed.add(incident_id)
+        return [n for n in rows if not (n.kind == "page" and n.incident_id in closed)]
 
 
 __all__ = ["EscalationTimerService", "ReconcileReport", "RetryLater", "TimerOutcome"]

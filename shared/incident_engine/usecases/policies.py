@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from typing import Protocol
 
-from incident_engine.domain.errors import Conflict, NotFound
+from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
 from incident_engine.domain.policy import Policy
+from incident_engine.domain.webhooks import Webhook
 from incident_engine.usecases.ports import Clock, PolicyStore, VersionConflict
 
 
+class WebhookLookup(Protocol):
+    def get(self, webhook_id: str) -> Webhook | None: ...
+
+
 class PolicyService:
-    def __init__(self, store: PolicyStore, clock: Clock) -> None:
+    def __init__(self, store: PolicyStore, clock: Clock, webhooks: WebhookLookup | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._webhooks = webhooks
+
+    def _check_targets(self, draft: Policy) -> None:
+        """A webhook target must name a registered, enabled webhook."""
+        for n, level in enumerate(draft.levels):
+            for m, target in enumerate(level.targets):
+                if target.type != "webhook" or self._webhooks is None:
+                    continue
+                webhook = self._webhooks.get(target.address)
+                if webhook is None or not webhook.enabled:
+                    raise InvalidInput(
+                        f"levels.{n}.targets.{m}.webhook_id", f"no enabled webhook has id {target.address}"
+                    )
 
     def create_policy(self, draft: Policy, is_default: bool) -> Policy:
+        self._check_targets(draft)
         now = self._clock.now()
         policy = replace(
             draft, id=f"pol_{secrets.token_hex(6)}", created_at=now, updated_at=now, version=1, enabled=True
@@ -38,6 +58,7 @@ class PolicyService:
         current = self.get_policy(policy_id)
         if not current.enabled:
             raise Conflict(f"policy {policy_id} is disabled; create a new one", id=policy_id)
+        self._check_targets(draft)
         policy = replace(
             draft,
             id=current.id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from incident_engine.domain.model import (
@@ -21,8 +21,38 @@ class VersionConflict(Exception):
     """The incident changed after it was read; reload and decide again."""
 
 
+class TransientConflict(VersionConflict):
+    """DynamoDB cancelled the change for contention or throttling; nothing was written."""
+
+
 class DedupKeyTaken(Exception):
-    """An active incident already holds this dedup key."""
+    """An active incident (or a create still under way) already holds this dedup key."""
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another request claimed this Idempotency-Key first."""
+
+
+@dataclass(frozen=True)
+class DedupHolder:
+    incident_id: str | None  # None while the holder's create is still under way
+    claimed_at: datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    incident_id: str | None  # None while the first request is still under way
+    status_code: int | None
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    kind: str  # "integration" (API tokens come with the scoped-token work)
+    name: str
+    service_id: str | None
+    key_id: str
+    revoked: bool
 
 
 class Clock(Protocol):
@@ -51,12 +81,32 @@ class IncidentStore(Protocol):
     def get(self, incident_id: str) -> Incident | None: ...
     def commit(self, change: Change) -> None: ...
     def active_incident_for_dedup_key(self, dedup_key: str) -> str | None: ...
+    def dedup_holder(self, dedup_key: str) -> DedupHolder | None: ...
+    def claim_dedup_key(self, dedup_key: str, nonce: str, now: datetime, stale_after: timedelta) -> None: ...
+    def release_dedup_claim(self, dedup_key: str, nonce: str) -> None: ...
+    def claim_idempotency_key(
+        self,
+        key_hash: str,
+        request_hash: str,
+        nonce: str,
+        now: datetime,
+        ttl: timedelta,
+        stale_after: timedelta,
+    ) -> IdempotencyRecord | None: ...
+    def idempotency_record(self, key_hash: str) -> IdempotencyRecord | None: ...
+    def release_idempotency_claim(self, key_hash: str, nonce: str) -> None: ...
+    def bind_idempotency_key(self, key_hash: str, nonce: str, incident_id: str, status_code: int) -> None: ...
     def append_event(self, event: TimelineEvent, after_version: int) -> None: ...
     def list_page(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]: ...
     def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
     def escalations(self, incident_id: str) -> list[EscalationRecord]: ...
     def notifications(self, incident_id: str) -> list[Notification]: ...
     def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None: ...
+    def record_publish_failures(
+        self, failures: list[tuple[Notification, str, bool]], at: datetime
+    ) -> list[Notification]: ...
+    def unsent_pages(self, incident_id: str) -> list[Notification]: ...
+    def supersede(self, notifications: list[Notification]) -> None: ...
     def overdue(self, cutoff: datetime, limit: int) -> list[Incident]: ...
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]: ...
 
@@ -74,7 +124,20 @@ class TimerQueue(Protocol):
     def send(self, message: TimerMessage, delay_seconds: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class PublishFailure:
+    notification: Notification
+    error: str
+    permanent: bool  # SNS said the request itself is at fault: retrying the same will not help
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    accepted: list[Notification]
+    failed: list[PublishFailure]
+
+
 class NotificationPublisher(Protocol):
-    def publish_all(self, notifications: list[Notification]) -> list[Notification]:
-        """Publish each; return those SNS accepted (the rest stay pending for the reconciler)."""
+    def publish_all(self, notifications: list[Notification]) -> PublishResult:
+        """Publish each; say which SNS accepted (the rest stay pending for the reconciler)."""
         ...
