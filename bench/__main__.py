@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from bench import calls, cold_start, cost, lateness, polling, scale, warm
+from bench import calls, cold_start, cost, lateness, lists, polling, scale, warm
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -78,12 +78,13 @@ def main() -> int:
         "incidents": 40 if quick else 1000,
         "paced": 0 if quick else 200,
         "stored": 5_000 if quick else 100_000,
+        "listed": 2_000 if quick else 20_000,
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or sys.executable
     began = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"[{n}/7] {text} ({time.monotonic() - began:.0f} s)", flush=True)
+        print(f"[{n}/8] {text} ({time.monotonic() - began:.0f} s)", flush=True)
 
     step(1, "AWS calls per operation, counted on moto")
     ops = calls.measure()
@@ -109,6 +110,8 @@ def main() -> int:
     fixed = cost.reconciler_per_month(next(o for o in ops if o.name.startswith("reconciler")))
     step(7, f"reconciler with {sizes['stored']:,} escalating incidents stored, 10 overdue")
     safety = scale.measure(sizes["stored"])
+    step(8, f"list pages with {sizes['listed']:,} incidents stored; index writes per lifecycle")
+    listed = lists.measure(sizes["listed"])
 
     ours = run.all_lateness()
     fire1 = next(o for o in ops if o.name == "fire one level, 1 recipient")
@@ -191,6 +194,21 @@ def main() -> int:
             "<= 2x overdue",
         ],
         [
+            f"filtered list page, {listed.stored:,} stored (worst filter)",
+            f"{max(p.items_read for p in listed.pages[1:])} items read",
+            "25 a page",
+            "-",
+            "O(page)",
+        ],
+        [
+            "secondary-index writes per lifecycle (no / 4 KB description)",
+            f"{sum(w.index_units for w in listed.lifecycle):g} / "
+            f"{sum(w.index_units for w in listed.lifecycle_long):g} WRU",
+            "-",
+            "-",
+            "-",
+        ],
+        [
             "lost / doubled pages (from the topic)",
             f"{run.lost} / {run.doubled}",
             f"of {run.pages_expected}",
@@ -199,6 +217,8 @@ def main() -> int:
         ],
     ]
     summary = _table(["measure", "ours", "baseline / alternative", "ratio", "target"], summary_rows)
+    print()
+    print(lists.report(listed))
     print()
     print(summary)
     print(f"\n(total {time.monotonic() - began:.0f} s)")

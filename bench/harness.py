@@ -96,8 +96,17 @@ class CallLog:
             call.read_units = _read_units(_item_bytes(parsed.get("Item", {})), call.consistent)
         elif model.name == "Query":
             items = parsed.get("Items", [])
+            # A Query is billed on every item it evaluated, filtered out or not: scale the bytes
+            # returned by ScannedCount / Count (the items filtered out are not seen here).
+            scanned = int(parsed.get("ScannedCount", len(items)))
+            size = sum(_item_bytes(i) for i in items) * scanned / max(len(items), 1)
+            call.items_read = scanned
+            call.read_units = _read_units(math.ceil(size), call.consistent)
+        elif model.name == "BatchGetItem":
+            # Billed per item, each rounded up to 4 KB on its own.
+            items = [i for rows in parsed.get("Responses", {}).values() for i in rows]
             call.items_read = len(items)
-            call.read_units = _read_units(sum(_item_bytes(i) for i in items), call.consistent)
+            call.read_units = sum(_read_units(_item_bytes(i), call.consistent) for i in items)
 
 
 def _read_units(size: int, strongly_consistent: bool) -> float:

@@ -277,7 +277,8 @@ def document(
         "",
         f"{safety.stored:,} escalating incidents written to moto (in {safety.seed_seconds:.0f} s), "
         f"{safety.overdue} of them overdue; then one reconciler pass. It re-armed {safety.rearmed}, and its "
-        f"queries returned **{safety.items_read} items for {safety.read_units:g} read units**: O(overdue), not "
+        f"reads (index entries, then each overdue incident) came to **{safety.items_read} items for "
+        f"{safety.read_units:g} read units**: O(overdue), not "
         "O(stored), because only incidents with an armed timer carry the sparse `DueIndex` key, sorted by due "
         "time. Target: at most 2x the overdue count. Met.",
         "",

@@ -14,6 +14,7 @@ from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
 from incident_engine.store.services import ServiceRepository
+from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
@@ -31,6 +32,7 @@ class Services:
     services_store: ServiceRepository
     dispatcher: Dispatcher
     clock: SystemClock
+    signer: ConfigTableSigner  # one key per deployment; reuse it with another purpose label
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
         return IncidentService(
@@ -82,7 +84,8 @@ def services() -> Services:
     settings = get_settings()
     bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
     clock = SystemClock()
-    incidents = IncidentRepository(settings.region, settings.endpoint_url)
+    signer = ConfigTableSigner()
+    incidents = IncidentRepository(settings.region, settings.endpoint_url, signer)
     timers = EscalationTimerQueue(
         sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
     )
@@ -96,6 +99,7 @@ def services() -> Services:
         services_store=ServiceRepository(settings.region, settings.endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
+        signer=signer,
     )
 
 

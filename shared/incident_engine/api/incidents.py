@@ -24,12 +24,12 @@ from incident_engine.api.schemas import (
     NotificationsOut,
     ResolveIn,
     SnoozeIn,
+    StatusFilter,
     TimelineEventOut,
     TimelineOut,
 )
 from incident_engine.domain.engine import NewIncident
 from incident_engine.domain.errors import InvalidInput
-from incident_engine.domain.lifecycle import Status
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.incidents import IdempotencyRequest, IncidentService
 from incident_engine.usecases.ports import IncidentFilter
@@ -87,14 +87,31 @@ def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
     )
 
 
-@router.get("/incidents", tags=["incidents"], summary="List incidents, newest first")
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=2048, description="next_cursor of the previous page; signed, so only as returned"),
+]
+
+
+@router.get(
+    "/incidents",
+    tags=["incidents"],
+    summary="List incidents, newest first",
+    description=(
+        "Filters combine. `status=active` means open, escalating, acknowledged or snoozed. Each "
+        "request reads a bounded part of the history, so a page filtered on several fields can come "
+        "back with fewer than `limit` items (even none) and a `next_cursor`: keep following "
+        "`next_cursor` until it is null to see every match."
+    ),
+)
 def list_incidents(
-    status: Annotated[Status | None, Query()] = None,
+    status: Annotated[StatusFilter | None, Query()] = None,
     severity: Annotated[Severity | None, Query()] = None,
     service: Annotated[str | None, Query(max_length=100)] = None,
     team: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Limit = 25,
+    cursor: Cursor = None,
 ) -> IncidentPage:
     flt = IncidentFilter(
         status=status.value if status else None,
@@ -155,17 +172,24 @@ def add_note(incident_id: str, body: NoteIn) -> Response[NoteOut]:
 @router.get(
     "/incidents/<incident_id>/timeline", tags=["timeline"], summary="Everything that happened, in order"
 )
-def get_timeline(incident_id: str) -> TimelineOut:
-    return TimelineOut(items=[TimelineEventOut.of(e) for e in _service().timeline(_id(incident_id))])
+def get_timeline(incident_id: str, limit: Limit = 100, cursor: Cursor = None) -> TimelineOut:
+    page = _service().timeline(_id(incident_id), limit, cursor)
+    return TimelineOut(items=[TimelineEventOut.of(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.get(
     "/incidents/<incident_id>/escalations", tags=["timeline"], summary="Escalation steps and their state"
 )
-def get_escalations(incident_id: str) -> EscalationsOut:
-    return EscalationsOut(items=[EscalationRecordOut.of(r) for r in _service().escalations(_id(incident_id))])
+def get_escalations(incident_id: str, limit: Limit = 100, cursor: Cursor = None) -> EscalationsOut:
+    page = _service().escalations(_id(incident_id), limit, cursor)
+    return EscalationsOut(items=[EscalationRecordOut.of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/incidents/<incident_id>/notifications", tags=["timeline"], summary="The notification outbox")
-def get_notifications(incident_id: str) -> NotificationsOut:
-    return NotificationsOut(items=[NotificationOut.of(n) for n in _service().notifications(_id(incident_id))])
+@router.get(
+    "/incidents/<incident_id>/notifications",
+    tags=["timeline"],
+    summary="The notification outbox, in dedup_id order",
+)
+def get_notifications(incident_id: str, limit: Limit = 100, cursor: Cursor = None) -> NotificationsOut:
+    page = _service().notifications(_id(incident_id), limit, cursor)
+    return NotificationsOut(items=[NotificationOut.of(n) for n in page.items], next_cursor=page.next_cursor)

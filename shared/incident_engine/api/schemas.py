@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -66,6 +67,19 @@ LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterV
 LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_one_line)]
 FreeText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_free_text)]
 Minutes = Annotated[float, Field(strict=True)]  # a JSON number: never "5", never true
+
+
+class StatusFilter(StrEnum):
+    """A status, or `active`: every status that is not terminal (one sparse index serves it)."""
+
+    ACTIVE = "active"
+    OPEN = "open"
+    ESCALATING = "escalating"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
 
 MAX_URL_LENGTH = 2_048
 # A wait is 0 (at once) or at least 3 seconds: 1e-300 minutes is a typo, not a policy.
@@ -330,6 +344,7 @@ class TimelineEventOut(BaseModel):
 
 class TimelineOut(BaseModel):
     items: list[TimelineEventOut]
+    next_cursor: str | None
 
 
 class EscalationRecordOut(BaseModel):
@@ -356,6 +371,7 @@ class EscalationRecordOut(BaseModel):
 
 class EscalationsOut(BaseModel):
     items: list[EscalationRecordOut]
+    next_cursor: str | None
 
 
 class NotificationOut(BaseModel):
@@ -396,6 +412,7 @@ class NotificationOut(BaseModel):
 
 class NotificationsOut(BaseModel):
     items: list[NotificationOut]
+    next_cursor: str | None
 
 
 class PolicyOut(BaseModel):

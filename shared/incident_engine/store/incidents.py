@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import json
 import secrets
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
-from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.keys import dedup_scope, key_part
-from incident_engine.domain.lifecycle import Status
+from incident_engine.domain.lifecycle import TERMINAL, Status
 from incident_engine.domain.model import (
     Change,
     EscalationCursor,
@@ -30,9 +28,7 @@ from incident_engine.domain.model import (
 from incident_engine.domain.severity import Severity
 from incident_engine.domain.timefmt import parse_iso, to_key
 from incident_engine.store.models import (
-    DUE_PARTITION,
-    LIST_PARTITION,
-    PENDING_PARTITION,
+    SHARDS,
     CounterItem,
     DedupItem,
     EscalationRecordItem,
@@ -40,14 +36,18 @@ from incident_engine.store.models import (
     IncidentItem,
     OutboxItem,
     TimelineItem,
+    shard_of,
 )
+from incident_engine.store.signing import CursorCodec
 from incident_engine.usecases.ports import (
+    ACTIVE,
     DedupHolder,
     DedupKeyTaken,
     IdempotencyKeyTaken,
     IdempotencyRecord,
     IncidentFilter,
     Page,
+    Signer,
     TransientConflict,
     VersionConflict,
 )
@@ -95,33 +95,86 @@ def _opt_key(at: datetime | None) -> str | None:
     return to_key(at) if at else None
 
 
-def _encode_cursor(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+# A filtered list evaluates at most this many index entries per shard and request (besides the
+# page itself), so a rare combination of filters costs a bounded read and may answer a short page
+# with a next_cursor instead of walking the whole history.
+FILTER_SCAN_PER_SHARD = 50
+_POSITION = frozenset({"k"})  # incident lists: the created_key of the last entry passed
+_SUB_POSITION = frozenset({"sk"})  # an incident's timeline, escalations, notifications
+
+T = TypeVar("T")
 
 
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor", "cursor is not one this API returned") from exc
-    expected = {"pk", "sk", "list_pk", "created_key"}
-    if (
-        not isinstance(key, dict)
-        or set(key) != expected
-        or not all(isinstance(v, dict) and isinstance(v.get("S"), str) for v in key.values())
-    ):
-        raise InvalidInput("cursor", "cursor is not one this API returned")
-    return key
+def _partition(prefix: str, shard: int) -> str:
+    return f"{prefix}#{shard}"
+
+
+class _IndexKeys(NamedTuple):
+    """An incident's partition in each list index; None leaves it out of a sparse one."""
+
+    list_pk: str
+    status_pk: str
+    severity_pk: str
+    service_pk: str | None
+    team_pk: str | None
+    active_pk: str | None
+
+    @staticmethod
+    def of(incident: Incident) -> _IndexKeys:
+        shard = shard_of(incident.id)
+        return _IndexKeys(
+            list_pk=_partition("ALL", shard),
+            status_pk=_partition(f"STATUS#{incident.status.value}", shard),
+            severity_pk=_partition(f"SEVERITY#{incident.severity.value}", shard),
+            service_pk=_partition(f"SERVICE#{incident.service}", shard) if incident.service else None,
+            team_pk=_partition(f"TEAM#{incident.team}", shard) if incident.team else None,
+            active_pk=None if incident.status in TERMINAL else _partition("ACTIVE", shard),
+        )
+
+
+def _plan(flt: IncidentFilter) -> tuple[str, str, Condition | None]:
+    """(index, partition prefix, filter on the rest). The index is the facet likely to be the most
+    selective: a status (active incidents are few; a terminal status must lead anyway, as status is
+    not projected), then service, team, severity. The rest are projected, so the Query filters."""
+    rest = {"severity": flt.severity, "service": flt.service, "team": flt.team}
+    if flt.status == ACTIVE:
+        index, prefix = "ActiveIndex", "ACTIVE"
+    elif flt.status is not None:
+        index, prefix = "StatusIndex", f"STATUS#{flt.status}"
+    elif flt.service is not None:
+        index, prefix = "ServiceIndex", f"SERVICE#{rest.pop('service')}"
+    elif flt.team is not None:
+        index, prefix = "TeamIndex", f"TEAM#{rest.pop('team')}"
+    elif flt.severity is not None:
+        index, prefix = "SeverityIndex", f"SEVERITY#{rest.pop('severity')}"
+    else:
+        index, prefix = "ListIndex", "ALL"
+    condition: Condition | None = None
+    for name, value in rest.items():
+        if value is not None:
+            clause = getattr(IncidentItem, name) == value
+            condition = clause if condition is None else condition & clause
+    return index, prefix, condition
+
+
+def _matches(incident: Incident, flt: IncidentFilter) -> bool:
+    """Indexes are eventually consistent: recheck what the item itself says now."""
+    if flt.status == ACTIVE:
+        status_ok = incident.status not in TERMINAL
+    else:
+        status_ok = flt.status is None or incident.status.value == flt.status
+    return (
+        status_ok
+        and (flt.severity is None or incident.severity.value == flt.severity)
+        and (flt.service is None or incident.service == flt.service)
+        and (flt.team is None or incident.team == flt.team)
+    )
 
 
 class IncidentRepository:
-    def __init__(self, region: str, host: str | None) -> None:
+    def __init__(self, region: str, host: str | None, signer: Signer) -> None:
         self._connection = Connection(region=region, host=host)
+        self._cursors = CursorCodec(signer)
 
     # --- incidents ---------------------------------------------------------------------------
 
@@ -352,27 +405,44 @@ class IncidentRepository:
         )
 
     def list_page(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
-        condition: Condition | None = None
-        for attr, value in (
-            (IncidentItem.status, flt.status),
-            (IncidentItem.severity, flt.severity),
-            (IncidentItem.service, flt.service),
-            (IncidentItem.team, flt.team),
-        ):
-            if value is not None:
-                clause = attr == value
-                condition = clause if condition is None else condition & clause
-        results = IncidentItem.list_index.query(
-            LIST_PARTITION,
-            filter_condition=condition,
-            scan_index_forward=False,  # newest first
-            limit=limit,
-            page_size=max(limit, 50),
-            last_evaluated_key=_decode_cursor(cursor),
-        )
-        items = [self._to_incident(i) for i in results]
-        more = results.last_evaluated_key if len(items) == limit else None
-        return Page(items, _encode_cursor(more))
+        """Newest first, O(page): each shard's index partition is read from the cursor's position
+        down, the shards are merged, and one BatchGetItem reads the page's items."""
+        position = self._cursors.decode("incidents", cursor, _POSITION)
+        index, prefix, residual = _plan(flt)
+        # Unfiltered, `limit` entries from each shard always fill the page; a residual filter may
+        # discard entries, so it reads a little further, within the bound.
+        per_shard = limit if residual is None else max(limit, FILTER_SCAN_PER_SHARD)
+        entries: list[tuple[str, str]] = []  # (created_key, pk)
+        frontier: str | None = None  # the newest place where an unfinished shard stopped
+        connection = IncidentItem._get_connection()
+        for shard in range(SHARDS):
+            answer = connection.query(
+                _partition(prefix, shard),
+                range_key_condition=IncidentItem.created_key < position["k"] if position else None,
+                filter_condition=residual,
+                index_name=index,
+                limit=per_shard,
+                scan_index_forward=False,
+            )
+            entries.extend((e["created_key"]["S"], e["pk"]["S"]) for e in answer.get("Items", []))
+            stopped = answer.get("LastEvaluatedKey")
+            if stopped:
+                frontier = max(frontier or "", stopped["created_key"]["S"])
+        # Below the frontier some shard has entries nobody read yet: nothing there may be listed.
+        entries = sorted((e for e in entries if frontier is None or e[0] >= frontier), reverse=True)
+        page = entries[:limit]
+        if len(entries) > limit or (frontier is not None and len(page) == limit):
+            more: str | None = page[-1][0]
+        else:
+            more = frontier  # None when every shard is exhausted; else a short page goes on
+        items = self._get_many(pk for _, pk in page)
+        incidents = [i for i in (items.get(pk) for _, pk in page) if i is not None and _matches(i, flt)]
+        return Page(incidents, self._cursors.encode("incidents", {"k": more} if more else None))
+
+    def _get_many(self, pks: Iterable[str]) -> dict[str, Incident]:
+        # pynamodb's batch_get splits by 100 keys and retries UnprocessedKeys itself.
+        keys = [(pk, META) for pk in pks]
+        return {item.pk: self._to_incident(item) for item in IncidentItem.batch_get(keys)} if keys else {}
 
     # --- timeline, escalations, outbox ---------------------------------------------------------
 
@@ -380,15 +450,26 @@ class IncidentRepository:
         # Sorts after the events of the change that made `after_version`, never between them.
         self._event_item(event, after_version, 999).save(condition=TimelineItem.pk.does_not_exist())
 
-    def timeline(self, incident_id: str) -> list[TimelineEvent]:
-        return [
-            TimelineEvent(i.incident_id, parse_iso(i.at), i.type, i.actor, i.data or {})
-            for i in TimelineItem.query(incident_pk(incident_id), TimelineItem.sk.startswith("EV#"))
-        ]
+    def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
+        return self._sub_page(
+            TimelineItem,
+            incident_id,
+            "EV#",
+            "timeline",
+            limit,
+            cursor,
+            lambda i: TimelineEvent(i.incident_id, parse_iso(i.at), i.type, i.actor, i.data or {}),
+        )
 
-    def escalations(self, incident_id: str) -> list[EscalationRecord]:
-        return [
-            EscalationRecord(
+    def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
+        return self._sub_page(
+            EscalationRecordItem,
+            incident_id,
+            "ESC#",
+            "escalations",
+            limit,
+            cursor,
+            lambda i: EscalationRecord(
                 incident_id=i.incident_id,
                 seq=int(i.seq),
                 level=int(i.level),
@@ -398,17 +479,50 @@ class IncidentRepository:
                 targets=tuple(i.targets),
                 executed_at=_opt_time(i.executed_at),
                 cancelled_at=_opt_time(i.cancelled_at),
-            )
-            for i in EscalationRecordItem.query(
-                incident_pk(incident_id), EscalationRecordItem.sk.startswith("ESC#"), consistent_read=True
-            )
-        ]
-
-    def notifications(self, incident_id: str) -> list[Notification]:
-        items = OutboxItem.query(
-            incident_pk(incident_id), OutboxItem.sk.startswith("OUT#"), consistent_read=True
+            ),
+            consistent=True,
         )
-        return sorted((self._to_notification(i) for i in items), key=lambda n: (n.created_at, n.dedup_id))
+
+    def notifications(self, incident_id: str, limit: int, cursor: str | None) -> Page[Notification]:
+        # In key (dedup id) order: paging needs the stored order, and the outbox key holds no time.
+        return self._sub_page(
+            OutboxItem,
+            incident_id,
+            "OUT#",
+            "notifications",
+            limit,
+            cursor,
+            self._to_notification,
+            consistent=True,
+        )
+
+    def _sub_page(
+        self,
+        model: Any,
+        incident_id: str,
+        prefix: str,
+        kind: str,
+        limit: int,
+        cursor: str | None,
+        convert: Callable[[Any], T],
+        consistent: bool = False,
+    ) -> Page[T]:
+        """One Query of limit + 1 items in key order; the extra one only says whether more follow."""
+        pk = incident_pk(incident_id)
+        purpose = f"{kind}:{incident_id}"  # a cursor works only on the list that issued it
+        position = self._cursors.decode(purpose, cursor, _SUB_POSITION)
+        items = list(
+            model.query(
+                pk,
+                model.sk.startswith(prefix),
+                consistent_read=consistent,
+                limit=limit + 1,
+                page_size=limit + 1,
+                last_evaluated_key={"pk": {"S": pk}, "sk": {"S": position["sk"]}} if position else None,
+            )
+        )
+        more = {"sk": items[limit - 1].sk} if len(items) > limit else None
+        return Page([convert(i) for i in items[:limit]], self._cursors.encode(purpose, more))
 
     def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None:
         """Several rows in one conditional transaction; row by row if any was marked already."""
@@ -542,20 +656,45 @@ class IncidentRepository:
         ]
 
     def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
-        return [
-            self._to_incident(i)
-            for i in IncidentItem.due_index.query(
-                DUE_PARTITION, IncidentItem.due_key <= to_key(cutoff), limit=limit
-            )
-        ]
+        """Earliest due first across the shards; each shard's read stops at the cutoff: O(overdue).
+        The DueIndex holds keys only (see template.yaml), so each overdue incident is then read
+        itself, consistently: one that moved on meanwhile is left out."""
+        connection = IncidentItem._get_connection()
+        due = sorted(
+            (entry["due_key"]["S"], entry["pk"]["S"].removeprefix("INC#"))
+            for shard in range(SHARDS)
+            for entry in connection.query(
+                _partition("DUE", shard),
+                range_key_condition=IncidentItem.due_key <= to_key(cutoff),
+                index_name="DueIndex",
+                limit=limit,
+            ).get("Items", [])
+        )[:limit]
+        found = (self.get(incident_id) for _, incident_id in due)
+        return [i for i in found if i is not None and i.due_at is not None and i.due_at <= cutoff]
 
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
-        return [
-            self._to_notification(i)
-            for i in OutboxItem.pending_index.query(
-                PENDING_PARTITION, OutboxItem.pending_key <= to_key(cutoff), limit=limit
-            )
-        ]
+        """Oldest first across the shards, O(stuck rows); keys only in the index, as for overdue()."""
+        connection = OutboxItem._get_connection()
+        keys = sorted(
+            (entry["pending_key"]["S"], entry["pk"]["S"], entry["sk"]["S"])
+            for shard in range(SHARDS)
+            for entry in connection.query(
+                _partition("PENDING", shard),
+                range_key_condition=OutboxItem.pending_key <= to_key(cutoff),
+                index_name="PendingIndex",
+                limit=limit,
+            ).get("Items", [])
+        )[:limit]
+        rows = []
+        for _, pk, sk in keys:
+            try:
+                row = OutboxItem.get(pk, sk, consistent_read=True)
+            except DoesNotExist:
+                continue
+            if row.status == "pending":  # not marked sent since the index was read
+                rows.append(self._to_notification(row))
+        return rows
 
     # --- mapping -------------------------------------------------------------------------------
 
@@ -564,6 +703,7 @@ class IncidentRepository:
         lifecycle: dict[str, str | None] = {k: _opt_key(getattr(incident, k)) for k in _LIFECYCLE_TIMES}
         lifecycle.update({k: getattr(incident, k) for k in _LIFECYCLE_TEXT})
         cursor = incident.escalation
+        keys = _IndexKeys.of(incident)
         return IncidentItem(
             incident_pk(incident.id),
             META,
@@ -597,10 +737,15 @@ class IncidentRepository:
             due_at=_opt_key(incident.due_at),
             paged=[list(p) for p in incident.paged] or None,
             version=incident.version,
-            list_pk=LIST_PARTITION,
             created_key=f"{to_key(incident.created_at)}#{incident.id}",
+            list_pk=keys.list_pk,
+            status_pk=keys.status_pk,
+            severity_pk=keys.severity_pk,
+            service_pk=keys.service_pk,
+            team_pk=keys.team_pk,
+            active_pk=keys.active_pk,
             # Sparse: only incidents with an armed timer are in the DueIndex.
-            due_pk=DUE_PARTITION if incident.due_at else None,
+            due_pk=_partition("DUE", shard_of(incident.id)) if incident.due_at else None,
             due_key=f"{to_key(incident.due_at)}#{incident.id}" if incident.due_at else None,
         )
 
@@ -685,7 +830,7 @@ class IncidentRepository:
             attempts=n.attempts or None,
             last_error=n.last_error,
             # Sparse: only rows still pending are in the PendingIndex.
-            pending_pk=PENDING_PARTITION if n.status == "pending" else None,
+            pending_pk=_partition("PENDING", shard_of(n.incident_id)) if n.status == "pending" else None,
             pending_key=f"{to_key(n.created_at)}#{n.dedup_id}" if n.status == "pending" else None,
         )
 

@@ -1,7 +1,7 @@
 """PynamoDB item classes. Keys and indexes mirror template.yaml, the one source of truth.
 
 Incidents table (single-table):
-  INC#<id> / META           the incident and its escalation cursor (ListIndex, sparse DueIndex)
+  INC#<id> / META           the incident and its escalation cursor (list/facet indexes, sparse DueIndex)
   INC#<id> / EV#<time>#...  timeline events, append-only
   INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
   INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending)
@@ -14,11 +14,20 @@ Config table:
   SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
+  SECRET / SIGNING_KEY      the random HMAC key that signs list cursors (store/signing.py)
+
+Index partitions are sharded: `<facet>#<value>#<shard>` with shard = crc32(incident id) % SHARDS,
+so no partition key takes every write, and a reader merges the SHARDS partitions newest first.
+The list and facet indexes sort by created_key (`<created time>#<id>`), and project only keys plus
+severity/service/team: those never change after creation, so an update rewrites an index entry
+only when the item enters, leaves or moves within that index (a status change), never on every
+write as an ALL projection would; a list page reads the page's items with one BatchGetItem.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from pynamodb.attributes import (
@@ -28,7 +37,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 
@@ -42,9 +51,18 @@ class JSONText(JSONAttribute):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-LIST_PARTITION = "INCIDENT"
-DUE_PARTITION = "DUE"
-PENDING_PARTITION = "PENDING"
+# Changing SHARDS changes every index key: it needs a backfill of the index key attributes.
+SHARDS = 4
+# Attributes the list/facet indexes carry besides keys, so that a second filter is applied by the
+# Query itself. Only attributes that never change after creation (see the docstring above).
+FACET_PROJECTION = ("severity", "service", "team")
+SIGNING_KEY_PK = "SECRET"
+SIGNING_KEY_SK = "SIGNING_KEY"
+
+
+def shard_of(incident_id: str) -> int:
+    """Stable across processes and Python versions (unlike hash())."""
+    return zlib.crc32(incident_id.encode()) % SHARDS
 
 
 class _IncidentsTable(Model):
@@ -58,16 +76,61 @@ class _IncidentsTable(Model):
 class ListIndex(GlobalSecondaryIndex["IncidentItem"]):
     class Meta:
         index_name = "ListIndex"
-        projection = AllProjection()
+        projection = IncludeProjection(list(FACET_PROJECTION))
 
     list_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class StatusIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "StatusIndex"
+        projection = IncludeProjection(list(FACET_PROJECTION))
+
+    status_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class SeverityIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "SeverityIndex"
+        projection = IncludeProjection(list(FACET_PROJECTION))
+
+    severity_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class ServiceIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "ServiceIndex"
+        projection = IncludeProjection(list(FACET_PROJECTION))
+
+    service_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class TeamIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "TeamIndex"
+        projection = IncludeProjection(list(FACET_PROJECTION))
+
+    team_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class ActiveIndex(GlobalSecondaryIndex["IncidentItem"]):
+    class Meta:
+        index_name = "ActiveIndex"
+        projection = IncludeProjection(list(FACET_PROJECTION))
+
+    active_pk = UnicodeAttribute(hash_key=True)
     created_key = UnicodeAttribute(range_key=True)
 
 
 class DueIndex(GlobalSecondaryIndex["IncidentItem"]):
     class Meta:
         index_name = "DueIndex"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     due_pk = UnicodeAttribute(hash_key=True)
     due_key = UnicodeAttribute(range_key=True)
@@ -76,7 +139,7 @@ class DueIndex(GlobalSecondaryIndex["IncidentItem"]):
 class PendingIndex(GlobalSecondaryIndex["OutboxItem"]):
     class Meta:
         index_name = "PendingIndex"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     pending_pk = UnicodeAttribute(hash_key=True)
     pending_key = UnicodeAttribute(range_key=True)
@@ -102,13 +165,24 @@ class IncidentItem(_IncidentsTable):
     due_at = UnicodeAttribute(null=True)
     paged = JSONText(null=True)
     version = NumberAttribute()
-    # index keys: list_pk/created_key always; due_pk/due_key only while a timer is armed
+    # index keys: list/status/severity always; service/team when set; active_pk while not
+    # terminal; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
+    status_pk = UnicodeAttribute()
+    severity_pk = UnicodeAttribute()
+    service_pk = UnicodeAttribute(null=True)
+    team_pk = UnicodeAttribute(null=True)
+    active_pk = UnicodeAttribute(null=True)
     created_key = UnicodeAttribute()
     due_pk = UnicodeAttribute(null=True)
     due_key = UnicodeAttribute(null=True)
 
     list_index = ListIndex()
+    status_index = StatusIndex()
+    severity_index = SeverityIndex()
+    service_index = ServiceIndex()
+    team_index = TeamIndex()
+    active_index = ActiveIndex()
     due_index = DueIndex()
 
 
@@ -264,6 +338,12 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     DedupItem,
     IdempotencyItem,
 )
+
+
+class SigningKeyItem(ConfigItem, discriminator="signing_key"):
+    secret = UnicodeAttribute()  # hex; read only by store/signing.py
+
+
 CONFIG_MODELS: tuple[type[Model], ...] = (
     ConfigItem,
     PolicyItem,
@@ -272,6 +352,7 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     IntegrationKeyItem,
     CredentialItem,
     WebhookItem,
+    SigningKeyItem,
 )
 
 

@@ -206,20 +206,20 @@ class IncidentService:
     def list_incidents(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]:
         return self._store.list_page(flt, limit, cursor)
 
-    def timeline(self, incident_id: str) -> list[TimelineEvent]:
-        return self._known(incident_id, self._store.timeline(incident_id))
+    def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
+        return self._known(incident_id, self._store.timeline(incident_id, limit, cursor))
 
-    def escalations(self, incident_id: str) -> list[EscalationRecord]:
-        return self._known(incident_id, self._store.escalations(incident_id))
+    def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
+        return self._known(incident_id, self._store.escalations(incident_id, limit, cursor))
 
-    def notifications(self, incident_id: str) -> list[Notification]:
-        return self._known(incident_id, self._store.notifications(incident_id))
+    def notifications(self, incident_id: str, limit: int, cursor: str | None) -> Page[Notification]:
+        return self._known(incident_id, self._store.notifications(incident_id, limit, cursor))
 
-    def _known(self, incident_id: str, items: list[T]) -> list[T]:
-        """Items of an incident; only an empty answer costs the read that tells "none" from "no incident"."""
-        if not items:
+    def _known(self, incident_id: str, page: Page[T]) -> Page[T]:
+        """Items of an incident; only an empty page costs the read that tells "none" from "no incident"."""
+        if not page.items:
             self.get_incident(incident_id)
-        return items
+        return page
 
     # --- lifecycle ----------------------------------------------------------------------------
 

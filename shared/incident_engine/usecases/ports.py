@@ -61,11 +61,13 @@ class Clock(Protocol):
 
 @dataclass(frozen=True)
 class IncidentFilter:
-    status: str | None = None
+    status: str | None = None  # a Status value, or ACTIVE for every status that is not terminal
     severity: str | None = None
     service: str | None = None
     team: str | None = None
 
+
+ACTIVE = "active"
 
 T = TypeVar("T")
 
@@ -74,6 +76,14 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+class Signer(Protocol):
+    """MACs under one secret. `purpose` separates uses (list cursors, ack links), so a signature
+    made for one purpose never verifies for another."""
+
+    def sign(self, purpose: str, payload: bytes) -> bytes: ...
+    def verify(self, purpose: str, payload: bytes, signature: bytes) -> bool: ...
 
 
 class IncidentStore(Protocol):
@@ -98,9 +108,9 @@ class IncidentStore(Protocol):
     def bind_idempotency_key(self, key_hash: str, nonce: str, incident_id: str, status_code: int) -> None: ...
     def append_event(self, event: TimelineEvent, after_version: int) -> None: ...
     def list_page(self, flt: IncidentFilter, limit: int, cursor: str | None) -> Page[Incident]: ...
-    def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
-    def escalations(self, incident_id: str) -> list[EscalationRecord]: ...
-    def notifications(self, incident_id: str) -> list[Notification]: ...
+    def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]: ...
+    def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]: ...
+    def notifications(self, incident_id: str, limit: int, cursor: str | None) -> Page[Notification]: ...
     def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None: ...
     def record_publish_failures(
         self, failures: list[tuple[Notification, str, bool]], at: datetime
