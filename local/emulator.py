@@ -1,4 +1,9 @@
-"""The emulated AWS for the local stack: moto's server in its own process, with two local changes.
+"""The emulated AWS for the local stack: moto's server in its own process, with a few local changes.
+
+moto's server answers each request on a thread of its own and its DynamoDB takes no lock, so a
+condition one request has checked can be overtaken by another request's write before the first
+writes: two transactions conditioned on one item's version could both commit.
+`serialized_dynamodb` runs each DynamoDB call alone under DYNAMODB_LOCK.
 
 moto's DynamoDB TransactWriteItems deep-copies every table it touches before applying, so that
 it can roll back; with a few thousand items stored that copy dominates every state change, and
@@ -6,6 +11,10 @@ the emulator, not the engine, sets the pace. `fast_transactions` keeps the seman
 judged against the state before the transaction, all or nothing, one operation per item) but
 checks every condition first and snapshots only the items it writes. `fast_queries` reads one
 partition for a Query on the table's own key instead of sorting the whole table.
+
+Each patch leans on moto internals (written against moto MOTO_VERSION); each checks at install what
+it can, and tests/integration/test_emulator_moto.py checks how they behave, naming the internal
+that changed when a moto upgrade breaks one.
 
 Run: python -m local.emulator --host 127.0.0.1 --port 5000   (the local stack does this for you)
 """
@@ -21,6 +30,54 @@ import threading
 import time
 from typing import Any
 
+MOTO_VERSION = "5.2.5"  # the moto whose internals these patches were written against
+
+# One lock for the whole emulated DynamoDB. Reentrant: the patches below take it too, so that they
+# hold on their own in-process (tests) and nest inside a locked call on the server.
+DYNAMODB_LOCK = threading.RLock()
+
+
+class MotoChanged(RuntimeError):
+    """A moto internal a patch relies on is gone or behaves differently."""
+
+    def __init__(self, internal: str, assumption: str) -> None:
+        from moto import __version__
+
+        super().__init__(
+            f"local/emulator.py patches {internal}, assuming {assumption}; moto {__version__} "
+            f"no longer does (written against moto {MOTO_VERSION}). Adapt the patch or pin moto."
+        )
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def serialized_dynamodb() -> None:
+    """Every DynamoDB API call on the emulator runs alone, under DYNAMODB_LOCK.
+
+    Writes must exclude one another for a condition to mean anything (a transaction's checks and
+    its writes; a conditional PutItem's); reads must not see half a transaction, nor the one
+    partition that fast_queries shows a table for the length of a query. These calls are Python
+    over in-memory dicts that the interpreter lock serializes already, so this costs little.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    action = getattr(DynamoHandler, "call_action", None)
+    if action is None or _parameters(action) != ["self"]:
+        raise MotoChanged(
+            "moto.dynamodb.responses.DynamoHandler.call_action", "call_action(self) runs every action"
+        )
+    if getattr(action, "serialized", False):
+        return  # installed already
+
+    def call_action(self: Any) -> Any:
+        with DYNAMODB_LOCK:
+            return action(self)
+
+    call_action.serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
 
 def fast_transactions() -> None:
     from moto.dynamodb.comparisons import get_filter_expression
@@ -33,7 +90,17 @@ def fast_transactions() -> None:
     )
     from moto.dynamodb.models import DynamoDBBackend
 
+    if _parameters(DynamoDBBackend.transact_write_items) != ["self", "transact_items"]:
+        raise MotoChanged(
+            "moto.dynamodb.models.DynamoDBBackend.transact_write_items", "it takes (self, transact_items)"
+        )
+
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        # Checks and writes under one lock: no other write lands between a check and its write.
+        with DYNAMODB_LOCK:
+            _transact_write_items(self, transact_items)
+
+    def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
         planned: list[tuple[str, dict[str, Any], str, dict[str, Any], Any]] = []
@@ -126,16 +193,18 @@ def fast_queries() -> None:
     if getattr(Table.query, "partition_reads", False):
         return  # installed already
     original = Table.query
-    lock = threading.Lock()
-
     signature = inspect.signature(original)
+    if "index_name" not in signature.parameters or not callable(getattr(Table, "all_items", None)):
+        raise MotoChanged(
+            "moto.dynamodb.models.table.Table.query", "it takes index_name and reads Table.all_items()"
+        )
 
     def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         # moto passes index_name positionally; bind to find it wherever it is
         index_name = signature.bind(self, hash_key, *args, **kwargs).arguments.get("index_name")
         # Every query holds the lock, index queries too: while a partition view shadows all_items,
-        # an index query on another server thread must not see it (it would miss other partitions).
-        with lock:
+        # nothing else may read the table (an index query or a scan would miss other partitions).
+        with DYNAMODB_LOCK:
             if index_name or not self.range_key_attr:
                 return original(self, hash_key, *args, **kwargs)
             partition = self.items.get(hash_key, {})
@@ -155,10 +224,17 @@ def approximate_queue_counts() -> None:
     them honest and stops a queue of a thousand delayed timers from taxing every send."""
     from moto.sqs.models import Queue
 
+    if not isinstance(vars(Queue).get("attributes"), property) or not callable(
+        vars(Queue).get("_set_attributes")
+    ):
+        raise MotoChanged(
+            "moto.sqs.models.Queue.attributes", "it is a property, and _set_attributes sets them"
+        )
     compute = Queue.attributes.fget  # type: ignore[attr-defined]
     if getattr(compute, "approximate", False):
         return  # installed already
     cache: dict[int, tuple[float, dict[str, Any]]] = {}
+    set_attributes = Queue._set_attributes
 
     def attributes(self: Any) -> dict[str, Any]:
         now = time.monotonic()
@@ -168,14 +244,23 @@ def approximate_queue_counts() -> None:
             cache[id(self)] = hit
         return dict(hit[1])
 
+    def _set_attributes(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return set_attributes(self, *args, **kwargs)
+        finally:
+            cache.pop(id(self), None)  # only the counts may lag; what a client just set may not
+
     attributes.approximate = True  # type: ignore[attr-defined]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+    Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
 
 
 def cached_service_list() -> None:
     """moto's server lists its own package directory on every request to route it; list it once."""
     from moto import backends
 
+    if not callable(getattr(backends, "list_of_moto_modules", None)):
+        raise MotoChanged("moto.backends.list_of_moto_modules", "the server routes requests by it")
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
 
@@ -199,6 +284,7 @@ def main() -> None:
     args = parser.parse_args()
     exit_with_parent()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log
+    serialized_dynamodb()
     fast_transactions()
     fast_queries()
     approximate_queue_counts()

@@ -2,46 +2,185 @@
 
 It matches the request against the routes template.yaml declares, runs the token authorizer
 for every route not marked `Authorizer: NONE`, turns the request into a REST proxy event, and
-invokes the api handler in-process. Like one Lambda container, it handles one request at a time.
+invokes the api handler. Requests are served concurrently: each invocation runs in one of a pool
+of container processes (local/container.py), as Lambda runs concurrent invocations in separate
+containers, so the races the engine guards against can happen locally too.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
+import re
+import select
+import subprocess
 import sys
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.runtime import api_event, authorize, invoke
-from local.template import ACCOUNT, ApiRoute, FunctionSpec
+from local.runtime import api_event, authorize
+from local.template import ACCOUNT, ROOT, ApiRoute, FunctionSpec
 
 UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <token>"}
 FORBIDDEN = {"error": "forbidden", "message": "this token may not call this route"}
 NO_ROUTE = {"message": "Missing Authentication Token"}  # what API Gateway says for an undeclared route
+MAX_BODY = 10 * 1024 * 1024  # API Gateway REST's payload limit
+DIGITS = re.compile(r"[0-9]+")
+ALLOWED = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
+
+
+class InvocationError(Exception):
+    """The handler raised; str() is its message, as Lambda reports it."""
+
+
+class _Container:
+    """One container process; one invocation at a time."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.container"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # the stack's Ctrl-C handling stops it, in order
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        request = {
+            "module": spec.module,
+            "handler": spec.handler,
+            "name": spec.logical_id,
+            "timeout": spec.timeout,
+            "event": event,
+        }
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        # The function's timeout, plus a cold start's imports.
+        ready, _, _ = select.select([self.process.stdout], [], [], spec.timeout + 30)
+        if not ready:
+            raise TimeoutError(f"{spec.logical_id} did not answer within its timeout")
+        line = self.process.stdout.readline()
+        if not line:
+            raise ConnectionError(f"container {self.number} exited (code {self.process.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise InvocationError(reply["error"])
+        return reply["result"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ContainerPool:
+    """Up to `size` containers, started when a request finds none idle, reused warm-first."""
+
+    def __init__(self, size: int, log: Any = print) -> None:
+        self.log = log
+        self._idle: queue.LifoQueue[_Container | None] = queue.LifoQueue()
+        for _ in range(size):
+            self._idle.put(None)  # a slot with no container started yet
+        self._started: list[_Container] = []
+        self._lock = threading.Lock()
+
+    def _start(self) -> _Container:
+        with self._lock:
+            container = _Container(len(self._started) + 1)
+            self._started.append(container)
+            return container
+
+    def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        container = self._idle.get()
+        try:
+            if container is not None and not container.alive():
+                code = container.process.returncode
+                self.log(f"api container {container.number} died (exit code {code}); starting another")
+                container = None
+            if container is None:
+                container = self._start()
+            return container.call(spec, event)
+        except (OSError, ValueError):  # died or hung mid-invocation: Lambda would drop it too
+            if container is not None:
+                self.log(f"api container {container.number} failed mid-invocation; it is replaced")
+                container.stop()
+                container = None
+            raise
+        finally:
+            self._idle.put(container)
+
+    def close(self) -> None:
+        with self._lock:
+            for container in self._started:
+                container.stop()
 
 
 class Gateway:
     def __init__(
-        self, api: FunctionSpec, authorizer: FunctionSpec, host: str, port: int, stage: str, log: Any = print
+        self,
+        api: FunctionSpec,
+        authorizer: FunctionSpec,
+        host: str,
+        port: int,
+        stage: str,
+        log: Any = print,
+        containers: int = 4,
+        read_timeout: float = 10.0,
     ) -> None:
         self.api = api
         self.authorizer = authorizer
         self.stage = stage
         self.log = log
-        self._lock = threading.Lock()
+        self.pool = ContainerPool(containers, log)
         gateway = self
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = read_timeout  # a client that stops sending mid-request holds no thread for long
 
             def _serve(self) -> None:
                 gateway.serve(self)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+            def _not_allowed(self) -> None:
+                self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not allowed")
+
+            do_TRACE = do_CONNECT = _not_allowed
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # http.server answers malformed requests (long URI, bad request line, unknown method)
+                # with an HTML page; answer them in the API's JSON error shape instead.
+                status = HTTPStatus(code)
+                body = json.dumps(
+                    {"error": status.name.lower(), "message": message or status.phrase}
+                ).encode()
+                self.close_connection = True
+                self.send_response(code, message)
+                self.send_header("Content-Type", "application/json")
+                if code == HTTPStatus.METHOD_NOT_ALLOWED:
+                    self.send_header("Allow", ALLOWED)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                method = getattr(self, "command", None) or "-"  # unset when the request line was unreadable
+                if method != "HEAD":
+                    self.wfile.write(body)
+                gateway.log(f"{method} {getattr(self, 'path', '-')[:200]} -> {code} ({status.phrase})")
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # the gateway logs one line per request itself
@@ -62,6 +201,7 @@ class Gateway:
     def shutdown(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.pool.close()
 
     def _route(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
         for route in self.api.routes:
@@ -77,8 +217,11 @@ class Gateway:
         # Accept the stage prefix too, so the deployed URL's shape works locally.
         if path == f"/{self.stage}" or path.startswith(f"/{self.stage}/"):
             path = path[len(self.stage) + 1 :] or "/"
-        length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length) if length else b""
+        read = self._read_body(request)
+        if isinstance(read, tuple):
+            self._answer(request, started, parts.path, *read, close=True)
+            return
+        raw = read
         headers = {k: v for k, v in request.headers.items()}
         found = self._route(request.command, path)
         payload: bytes | str
@@ -89,15 +232,51 @@ class Gateway:
             status, payload, out_headers = self._invoke(
                 request.command, path, route, params, parse_qs(parts.query), headers, raw
             )
+        self._answer(request, started, parts.path, status, payload, out_headers)
+
+    def _read_body(self, request: BaseHTTPRequestHandler) -> bytes | tuple[int, str, dict[str, str]]:
+        """The body, or the error to answer (after which the connection closes: its bytes are unread)."""
+        json_type = {"Content-Type": "application/json"}
+        value = (request.headers.get("Content-Length") or "0").strip()
+        if not DIGITS.fullmatch(value):
+            message = "Content-Length must be a non-negative integer"
+            return 400, json.dumps({"error": "bad_request", "message": message}), json_type
+        length = int(value)
+        if length > MAX_BODY:
+            message = f"the body may be at most {MAX_BODY} bytes"
+            return 413, json.dumps({"error": "payload_too_large", "message": message}), json_type
+        try:
+            raw = request.rfile.read(length) if length else b""
+        except TimeoutError:
+            message = "the body did not arrive in time"
+            return 408, json.dumps({"error": "request_timeout", "message": message}), json_type
+        if len(raw) < length:
+            message = "the body is shorter than Content-Length"
+            return 400, json.dumps({"error": "bad_request", "message": message}), json_type
+        return raw
+
+    def _answer(
+        self,
+        request: BaseHTTPRequestHandler,
+        started: float,
+        path: str,
+        status: int,
+        payload: bytes | str,
+        headers: dict[str, str],
+        close: bool = False,
+    ) -> None:
         body = payload.encode() if isinstance(payload, str) else payload
         request.send_response(status)
-        for name, value in out_headers.items():
+        for name, value in headers.items():
             request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
+        if close:
+            request.send_header("Connection", "close")
+            request.close_connection = True
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(body)
-        self.log(f"{request.command} {parts.path} -> {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        self.log(f"{request.command} {path} -> {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
 
     def _invoke(
         self,
@@ -111,33 +290,32 @@ class Gateway:
     ) -> tuple[int, bytes | str, dict[str, str]]:
         json_type = {"Content-Type": "application/json"}
         principal = None
-        with self._lock:
-            if not route.public:
-                arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:local/{self.stage}/{method}{route.path}"
-                denied, principal = authorize(self.authorizer, headers, arn)
-                if denied:
-                    return denied, json.dumps(UNAUTHORIZED if denied == 401 else FORBIDDEN), json_type
-            try:
-                text = raw.decode("utf-8") if raw else None
-            except UnicodeDecodeError:
-                return 400, json.dumps({"error": "bad_request", "message": "body is not UTF-8"}), json_type
-            event = api_event(
-                method,
-                path,
-                route.path,
-                params,
-                query,
-                headers,
-                text,
-                stage=self.stage,
-                domain=headers.get("Host", "127.0.0.1"),
-                principal=principal,
-            )
-            try:
-                result = invoke(self.api, event)
-            except Exception as exc:  # API Gateway's answer when the integration itself fails
-                self.log(f"api handler raised: {exc!r}")
-                return 502, json.dumps({"message": "Internal server error"}), json_type
+        if not route.public:
+            arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:local/{self.stage}/{method}{route.path}"
+            denied, principal = authorize(self.authorizer, headers, arn, invoker=self.pool.invoke)
+            if denied:
+                return denied, json.dumps(UNAUTHORIZED if denied == 401 else FORBIDDEN), json_type
+        try:
+            text = raw.decode("utf-8") if raw else None
+        except UnicodeDecodeError:
+            return 400, json.dumps({"error": "bad_request", "message": "body is not UTF-8"}), json_type
+        event = api_event(
+            method,
+            path,
+            route.path,
+            params,
+            query,
+            headers,
+            text,
+            stage=self.stage,
+            domain=headers.get("Host", "127.0.0.1"),
+            principal=principal,
+        )
+        try:
+            result = self.pool.invoke(self.api, event)
+        except Exception as exc:  # API Gateway's answer when the integration itself fails
+            self.log(f"api handler raised: {exc!r}")
+            return 502, json.dumps({"message": "Internal server error"}), json_type
         out_headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(values)

@@ -102,7 +102,10 @@ def api_event(
 
 
 def authorize(
-    authorizer: FunctionSpec, headers: dict[str, str], method_arn: str
+    authorizer: FunctionSpec,
+    headers: dict[str, str],
+    method_arn: str,
+    invoker: Callable[[FunctionSpec, dict[str, Any]], Any] = invoke,
 ) -> tuple[int, dict[str, str] | None]:
     """API Gateway's TOKEN authorizer step: (0, the request's authorizer context) to let through,
     else (401|403, None). The policy's resources are matched against the method as API Gateway
@@ -111,7 +114,7 @@ def authorize(
     if not token:
         return 401, None  # API Gateway rejects a missing identity source without calling the authorizer
     try:
-        result = invoke(authorizer, {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn})
+        result = invoker(authorizer, {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn})
     except Exception as exc:
         return (401, None) if str(exc) == "Unauthorized" else (500, None)
     allowed = False

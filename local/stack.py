@@ -6,7 +6,9 @@ queue to the escalation worker like the SQS event source; a ticker invokes the r
 EventBridge Scheduler; and a tap on the notifications topic prints every message SNS delivers.
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
-RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level).
+RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
+LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
+may take to send a request).
 """
 
 from __future__ import annotations
@@ -173,26 +175,26 @@ def main() -> int:
         api_port,
         stage=stage,
         log=lambda line: say(f"[api] {line}"),
+        containers=int(os.environ.get("LOCAL_API_CONTAINERS", "4")),
+        read_timeout=float(os.environ.get("LOCAL_READ_TIMEOUT", "10")),
     )
     from local.worker import spec_to_env
 
     # The escalation worker runs as its own process(es), like Lambda containers beside the API's.
     worker_env = {**os.environ, **spec_to_env(worker, queue_url, queue_arn, stack.region)}
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "local.worker"], env=worker_env, start_new_session=True)
-        for _ in range(int(os.environ.get("LOCAL_WORKERS", "1")))
-    ]
     # Every other SQS-fed function (the webhook sender) gets a poller process of its own too.
+    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "1"))
     for spec in stack.functions.values():
         if spec.sqs_queue and spec.logical_id != worker.logical_id:
-            env = {
-                **os.environ,
-                **spec.environment,
-                **spec_to_env(spec, stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region),
-            }
-            workers.append(
-                subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)
+            queue = (stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region)
+            worker_envs.append(
+                (spec.logical_id, {**os.environ, **spec.environment, **spec_to_env(spec, *queue)})
             )
+
+    def start_worker(env: dict[str, str]) -> subprocess.Popen[Any]:
+        return subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)
+
+    workers = [start_worker(env) for _, env in worker_envs]
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
@@ -226,6 +228,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not STOP.is_set():
+        # Supervise the workers, as Lambda replaces a crashed container: without one no timer fires.
+        for n, process in enumerate(workers):
+            code = process.poll()  # also reaps it, so no zombie stays
+            if code is not None and not STOP.is_set():
+                name, env = worker_envs[n]
+                workers[n] = start_worker(env)
+                new_pid = workers[n].pid
+                say(f"[worker] {name} pid {process.pid} exited with code {code}; restarted as pid {new_pid}")
         STOP.wait(0.5)
     say("Stopping ...")
     gateway.shutdown()

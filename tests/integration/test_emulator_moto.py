@@ -1,0 +1,201 @@
+"""What local/emulator.py's patches assume of moto's internals, checked one by one.
+
+The patches replace or wrap private moto code (written against moto MOTO_VERSION). When a moto
+upgrade changes one of those internals these tests fail, each naming the internal and the
+assumption, instead of the local stack quietly losing its atomicity or its speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.sqs.models import Queue
+
+from local import emulator
+from local.emulator import MotoChanged
+from local.template import ACCOUNT, LocalStack
+
+
+def changed(internal: str, assumption: str) -> str:
+    return str(MotoChanged(internal, assumption))
+
+
+def test_every_dynamodb_action_runs_through_call_action(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serialized_dynamodb holds its lock around DynamoHandler.call_action: every action must pass there.
+    seen: list[str] = []
+    action = DynamoHandler.call_action
+
+    def recording(self: Any) -> Any:
+        seen.append(self.headers.get("X-Amz-Target", "?").split(".")[-1])
+        return action(self)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", recording)
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    table = aws.physical["IncidentsTable"]
+    key = {"pk": {"S": "INC-X"}, "sk": {"S": "META"}}
+    ddb.put_item(TableName=table, Item=key)
+    ddb.update_item(
+        TableName=table, Key=key, UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"N": "1"}}
+    )
+    ddb.batch_write_item(
+        RequestItems={table: [{"PutRequest": {"Item": {"pk": {"S": "INC-Y"}, "sk": {"S": "META"}}}}]}
+    )
+    ddb.transact_write_items(TransactItems=[{"Delete": {"TableName": table, "Key": key}}])
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "INC-Y"}, "sk": {"S": "META"}})
+    ddb.get_item(TableName=table, Key=key)
+    ddb.query(
+        TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC-X"}}
+    )
+    ddb.scan(TableName=table)
+    expected = [
+        "PutItem",
+        "UpdateItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "DeleteItem",
+        "GetItem",
+        "Query",
+        "Scan",
+    ]
+    assert seen == expected, changed(
+        "moto.dynamodb.responses.DynamoHandler.call_action",
+        f"every DynamoDB action runs through it (saw {seen})",
+    )
+
+
+def test_the_transaction_handler_passes_the_items_alone(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fast_transactions replaces DynamoDBBackend.transact_write_items(self, transact_items).
+    calls: list[list[dict[str, Any]]] = []
+
+    def recording(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        calls.append(transact_items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", recording)
+    item = {
+        "Put": {"TableName": aws.physical["IncidentsTable"], "Item": {"pk": {"S": "I"}, "sk": {"S": "S"}}}
+    }
+    try:
+        boto3.client("dynamodb", region_name="us-east-1").transact_write_items(TransactItems=[item])
+    except Exception as exc:
+        pytest.fail(
+            changed("moto.dynamodb.models.DynamoDBBackend.transact_write_items", f"(self, items): {exc}")
+        )
+    assert calls == [[item]], changed(
+        "moto.dynamodb.models.DynamoDBBackend.transact_write_items",
+        "TransactWriteItems calls it with the items",
+    )
+
+
+def test_a_table_query_and_scan_read_all_items_and_items_holds_partitions(aws: LocalStack) -> None:
+    # fast_queries shows a query one partition by shadowing Table.all_items with table.items[hash_key].
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    name = aws.physical["IncidentsTable"]
+    for sk in ("B", "A"):
+        ddb.put_item(TableName=name, Item={"pk": {"S": "INC-P"}, "sk": {"S": sk}})
+    table = dynamodb_backends[ACCOUNT]["us-east-1"].get_table(name)
+    partition = next(iter(table.items.values()), None)
+    assert isinstance(partition, dict) and sorted(i.range_key.value for i in partition.values()) == [
+        "A",
+        "B",
+    ], changed(
+        "moto.dynamodb.models.table.Table.items", "it maps hash key -> range key -> Item (with .range_key)"
+    )
+
+    def count(**kwargs: Any) -> int:
+        return int(ddb.query(TableName=name, **kwargs)["Count"])
+
+    table.all_items = lambda: []  # nothing to read, if moto reads through all_items
+    try:
+        query = count(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC-P"}})
+        scan = int(ddb.scan(TableName=name)["Count"])
+    finally:
+        del table.all_items
+    assert query == 0, changed(
+        "moto.dynamodb.models.table.Table.query", "a query on the table key reads all_items()"
+    )
+    assert scan == 0, changed("moto.dynamodb.models.table.Table.scan", "a scan reads all_items()")
+    assert count(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC-P"}}) == 2
+
+
+def test_an_index_query_passes_index_name_where_fast_queries_binds_it(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspect
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    name = aws.physical["IncidentsTable"]
+    index = ddb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"][0]
+    hash_attr = next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
+    signature = inspect.signature(Table.query)
+    bound: list[Any] = []
+    original = Table.query
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound.append(signature.bind(self, *args, **kwargs).arguments.get("index_name"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Table, "query", recording)
+    ddb.query(
+        TableName=name,
+        IndexName=index["IndexName"],
+        KeyConditionExpression="#h = :h",
+        ExpressionAttributeNames={"#h": hash_attr},
+        ExpressionAttributeValues={":h": {"S": "x"}},
+    )
+    assert bound == [index["IndexName"]], changed(
+        "moto.dynamodb.models.table.Table.query", "the backend passes index_name, bindable by its signature"
+    )
+
+
+def test_queue_attributes_is_the_property_sends_read_and_set_attributes_sets_them(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # approximate_queue_counts caches Queue.attributes and drops the cache in Queue._set_attributes.
+    monkeypatch.setattr(Queue, "attributes", vars(Queue)["attributes"])
+    monkeypatch.setattr(Queue, "_set_attributes", vars(Queue)["_set_attributes"])
+    emulator.approximate_queue_counts()
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = aws.physical["TimerQueue"]
+    before = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert "ApproximateNumberOfMessages" in before, changed(
+        "moto.sqs.models.Queue.attributes", "it holds the queue's counts"
+    )
+    # What a client sets shows at once; only the counts may lag
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "77"})
+    after = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    assert after == {"VisibilityTimeout": "77"}, changed(
+        "moto.sqs.models.Queue._set_attributes", "SetQueueAttributes goes through it"
+    )
+
+
+def test_the_server_routes_by_the_list_of_moto_modules() -> None:
+    from moto import backends
+    from moto.moto_server import werkzeug_app
+
+    modules = set(backends.list_of_moto_modules())
+    assert {"dynamodb", "sqs", "sns"} <= modules and werkzeug_app.backends is backends, changed(
+        "moto.backends.list_of_moto_modules", "moto_server.werkzeug_app routes requests by it"
+    )
+
+
+def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given moto internals shaped differently from what the patches expect
+    monkeypatch.setattr(Queue, "attributes", lambda self: {})
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", lambda self, items, token: None)
+    monkeypatch.setattr(DynamoHandler, "call_action", lambda self, extra: None)
+    # When the emulator installs its patches, Then each stops with the internal's name
+    with pytest.raises(MotoChanged, match=r"moto\.sqs\.models\.Queue\.attributes"):
+        emulator.approximate_queue_counts()
+    with pytest.raises(MotoChanged, match=r"DynamoDBBackend\.transact_write_items"):
+        emulator.fast_transactions()
+    with pytest.raises(MotoChanged, match=r"DynamoHandler\.call_action"):
+        emulator.serialized_dynamodb()
