@@ -23,6 +23,7 @@ from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.links import ActionLinkService
+from incident_engine.usecases.paging import PagingConfig
 from incident_engine.usecases.policies import PolicyService
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
@@ -76,13 +77,17 @@ class Services:
             url,
             self.services_store,
             self.action_links(url),
+            self.paging_config(),
         )
+
+    def paging_config(self) -> PagingConfig:
+        return PagingConfig(self.config_service(), WebhookRepository())
 
     def action_link_service(self, base_url: str | None = None) -> ActionLinkService:
         return ActionLinkService(self.signer, self.incident_service(base_url), self.clock)
 
     def policy_service(self) -> PolicyService:
-        return PolicyService(self.policies_store, self.clock, WebhookRepository())
+        return PolicyService(self.policies_store, self.clock, WebhookRepository(), self.config_service())
 
     def service_catalog(self) -> ServiceCatalog:
         return ServiceCatalog(self.services_store, self.policies_store, self.clock)
@@ -128,6 +133,7 @@ class Services:
             self.settings.reconcile_grace_seconds,
             self.settings.reconcile_batch,
             self.action_links(self.settings.public_api_url),
+            self.paging_config(),
         )
 
 

@@ -206,11 +206,16 @@ def test_a_webhook_is_replaced_and_disabled_and_a_disabled_one_drops_its_notific
     hook, _ = webhook_policy(api, receiver.url)
     moved = api.ok("PUT", f"/webhooks/{hook['id']}", {"name": "renamed", "url": receiver.url + "/v2"})
     assert moved["version"] == 2 and moved["url"].endswith("/v2")
+    # A webhook disabled between the fire and the delivery: the sender drops it, and says so
+    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
     api.ok("DELETE", f"/webhooks/{hook['id']}")
     assert api.ok("GET", "/webhooks")["items"] == []
-    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
     assert Sender(aws).deliver() == 1 and receiver.requests == []
     assert webhook_row(api, inc)["status"] == "failed"
+    # A level that targets a disabled webhook reaches nobody, and the timeline says so
+    later = api.ok("POST", "/incidents", {"title": "y", "severity": "P1"}, expect=201)["id"]
+    assert "nobody_on_call" in [e["type"] for e in api.ok("GET", f"/incidents/{later}/timeline")["items"]]
+    assert Sender(aws).deliver() == 0
 
 
 def test_the_sample_event_drives_the_sender(aws: LocalStack) -> None:

@@ -167,7 +167,7 @@ def test_webhooks_by_kind_and_inline_urls_of_old_snapshots() -> None:
             {"type": "webhook", "url": "https://hooks.example.com/incident"},
         ]
     ) == [
-        ("slack", "wh_slack", 0),
+        ("webhook", "wh_slack", 0),
         ("webhook", "wh_generic", 0),
         ("webhook", "https://hooks.example.com/incident", 0),
     ]

@@ -140,9 +140,45 @@ class NoteIn(_In):
     by: Actor | None = None
 
 
+ConfigId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class UserTargetIn(_In):
+    """A user from /users (``user_id``: their contact methods), or a bare ``email`` address."""
+
     type: Literal["user"]
-    email: Email
+    email: Email | None = None
+    user_id: ConfigId | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> UserTargetIn:
+        if (self.email is None) == (self.user_id is None):
+            raise ValueError("give either user_id (a user from /users) or email, not both")
+        return self
+
+    def to_target(self) -> Target:
+        if self.user_id is not None:
+            return Target("user", self.user_id, "user_id")
+        assert self.email is not None
+        return Target("user", self.email.lower())
+
+
+class TeamTargetIn(_In):
+    type: Literal["team"]
+    team_id: ConfigId = Field(description="A team from /teams: every enabled member is paged")
+
+    def to_target(self) -> Target:
+        return Target("team", self.team_id)
+
+
+class ScheduleTargetIn(_In):
+    type: Literal["schedule"]
+    schedule_id: ConfigId = Field(
+        description="A schedule from /schedules: whoever is on call when the level fires"
+    )
+
+    def to_target(self) -> Target:
+        return Target("schedule", self.schedule_id)
 
 
 def _bounded_url(url: AnyHttpUrl) -> AnyHttpUrl:
@@ -173,7 +209,9 @@ class WebhookTargetIn(_In):
         return self
 
 
-TargetIn = Annotated[UserTargetIn | WebhookTargetIn, Field(discriminator="type")]
+TargetIn = Annotated[
+    UserTargetIn | TeamTargetIn | ScheduleTargetIn | WebhookTargetIn, Field(discriminator="type")
+]
 
 
 class LevelIn(_In):
@@ -204,6 +242,13 @@ class PolicyIn(_In):
     service: Name | None = None
     team: Name | None = None
     is_default: StrictBool = False
+    stop_on_ack: StrictBool = Field(
+        default=True, description="false: keep paging the remaining levels after an acknowledge"
+    )
+    fallback: Annotated[list[TargetIn], Field(max_length=MAX_TARGETS_PER_LEVEL)] = Field(
+        default_factory=list,
+        description="Paged when a level reaches nobody; the policy then moves on at once",
+    )
 
     def to_domain(self) -> Policy:
         return Policy(
@@ -212,20 +257,23 @@ class PolicyIn(_In):
             levels=tuple(
                 Level(
                     lv.delay_minutes,
-                    tuple(
-                        Target("user", t.email.lower())
-                        if isinstance(t, UserTargetIn)
-                        else Target("webhook", str(t.webhook_id))
-                        for t in lv.targets
-                    ),
+                    tuple(_target(t) for t in lv.targets),
                 )
                 for lv in self.levels
             ),
             repeat=Repeat(self.repeat.max_repeats, self.repeat.interval_minutes) if self.repeat else None,
+            stop_on_ack=self.stop_on_ack,
+            fallback=tuple(_target(t) for t in self.fallback),
             severities=tuple(dict.fromkeys(self.severities or ())),
             service=self.service,
             team=self.team,
         )
+
+
+def _target(t: UserTargetIn | TeamTargetIn | ScheduleTargetIn | WebhookTargetIn) -> Target:
+    if isinstance(t, WebhookTargetIn):
+        return Target("webhook", str(t.webhook_id))
+    return t.to_target()
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -355,6 +403,9 @@ class EscalationRecordOut(BaseModel):
     executed_at: str | None
     cancelled_at: str | None
     targets: list[dict[str, str]]
+    recipients: list[dict[str, Any]] = Field(
+        description="Who the targets reached when the level fired, and why (layer, override, team member)"
+    )
 
     @staticmethod
     def of(r: EscalationRecord) -> EscalationRecordOut:
@@ -366,6 +417,7 @@ class EscalationRecordOut(BaseModel):
             executed_at=_t(r.executed_at),
             cancelled_at=_t(r.cancelled_at),
             targets=[dict(t) for t in r.targets],
+            recipients=[dict(x) for x in r.recipients],
         )
 
 
@@ -420,6 +472,8 @@ class PolicyOut(BaseModel):
     name: str
     levels: list[dict[str, Any]]
     repeat: dict[str, Any] | None
+    stop_on_ack: bool
+    fallback: list[dict[str, str]]
     severities: list[Severity]
     service: str | None
     team: str | None
@@ -437,6 +491,8 @@ class PolicyOut(BaseModel):
             name=p.name,
             levels=snap["levels"],
             repeat=snap["repeat"],
+            stop_on_ack=snap["stop_on_ack"],
+            fallback=snap["fallback"],
             severities=list(p.severities),
             service=p.service,
             team=p.team,

@@ -25,10 +25,13 @@ from incident_engine.domain.model import (
     TimerMessage,
 )
 from incident_engine.domain.notifications import render_closure, render_page
-from incident_engine.domain.policy import Policy, Target
+from incident_engine.domain.policy import Policy
 from incident_engine.domain.severity import DEFAULT_SLAS, Severity
+from incident_engine.domain.targets import ConfigView, expand_targets
 
 SYSTEM = "system"
+# Outbox rows one fire may write, with the incident, its events and records, inside one transaction.
+MAX_RECIPIENTS_PER_FIRE = 80
 MAX_SUPERSEDED = 25
 
 
@@ -74,7 +77,9 @@ class _Builder:
         actor: str,
         base_url: str | None,
         action_links: LinkMaker | None = None,
+        view: ConfigView | None = None,
     ) -> None:
+        self.view = view or ConfigView()
         self.incident = incident
         self.change = Change(incident=incident, expected_version=expected_version)
         self.now = now
@@ -177,39 +182,45 @@ class _Builder:
         assert cur.next_level is not None and self.incident.token is not None
         policy = self.policy()
         level, loop, fired_token = cur.next_level, cur.next_loop, self.incident.token
+        # Who is paged is decided now, from the configuration read just before this fire: whoever
+        # is on call at this instant, the team's members today.
+        expansion = expand_targets([t.to_dict() for t in policy.levels[level].targets], self.view, self.now)
+        recipients = list(expansion.recipients)
+        if expansion.nobody:
+            # Never wait out the next delay in silence: say so, page the fallback, move on at once.
+            self.event(
+                "nobody_on_call",
+                SYSTEM,
+                level=level,
+                loop=loop,
+                skipped=[s.to_dict() for s in expansion.skipped],
+                fallback=bool(policy.fallback),
+            )
+            if policy.fallback:
+                recipients = list(
+                    expand_targets([t.to_dict() for t in policy.fallback], self.view, self.now).recipients
+                )
+        if len(recipients) > MAX_RECIPIENTS_PER_FIRE:
+            # One fire is one transaction (at most 100 items): page the first ones and say so.
+            self.event(
+                "recipients_truncated",
+                SYSTEM,
+                level=level,
+                paged=MAX_RECIPIENTS_PER_FIRE,
+                total=len(recipients),
+            )
+            recipients = recipients[:MAX_RECIPIENTS_PER_FIRE]
         executed = self.pending_record("executed")
         if executed is not None:
-            self.put_record(executed)
-        targets = _unique(policy.levels[level].targets)
-        for target in targets:
-            # Each recipient's page carries links that act as that recipient, and only them.
-            ack_url, resolve_url = (
-                self.action_links.for_recipient(self.incident.id, target.address, self.now)
-                if self.action_links
-                else (None, None)
+            self.put_record(replace(executed, recipients=tuple(r.to_dict() for r in recipients)))
+        for recipient in recipients:
+            self.change.outbox.append(
+                self.page_row(recipient.channel, recipient.address, level, loop, fired_token)
             )
-            subject, message = render_page(
-                self.incident, level, loop, len(policy.levels), self.base_url, ack_url, resolve_url
-            )
-            row = _notification(
-                self.incident,
-                "page",
-                target.channel,
-                target.address,
-                f"{self.incident.id}/{fired_token}/{key_part(target.address)}",
-                subject,
-                message,
-                self.now,
-                level,
-                loop,
-            )
-            if ack_url and resolve_url:
-                row.attributes.update(ack_url=ack_url, resolve_url=resolve_url)
-            self.change.outbox.append(row)
         paged = list(self.incident.paged)
-        for target in targets:
-            if (target.channel, target.address) not in paged:
-                paged.append((target.channel, target.address))
+        for recipient in recipients:
+            if (recipient.channel, recipient.address) not in paged:
+                paged.append((recipient.channel, recipient.address))
         self.set(
             escalation=replace(cur, level=level, loop=loop, next_level=None),
             paged=tuple(paged),
@@ -219,7 +230,8 @@ class _Builder:
             SYSTEM,
             level=level,
             loop=loop,
-            recipients=[t.address for t in targets],
+            recipients=[r.address for r in recipients],
+            why=[r.why.to_dict() for r in recipients],
             fencing_token=fired_token,
         )
         following = _plan_next(policy, level, loop)
@@ -229,7 +241,34 @@ class _Builder:
             self.event("escalation_exhausted", SYSTEM, level=level, loop=loop)
         else:
             next_level, next_loop, wait = following
-            self.arm(next_level, next_loop, self.now + wait)
+            self.arm(next_level, next_loop, self.now if expansion.nobody else self.now + wait)
+
+    def page_row(self, channel: str, address: str, level: int, loop: int, fired_token: str) -> Notification:
+        # Each recipient's page carries links that act as that recipient, and only them.
+        ack_url, resolve_url = (
+            self.action_links.for_recipient(self.incident.id, address, self.now)
+            if self.action_links
+            else (None, None)
+        )
+        policy = self.policy()
+        subject, message = render_page(
+            self.incident, level, loop, len(policy.levels), self.base_url, ack_url, resolve_url
+        )
+        row = _notification(
+            self.incident,
+            "page",
+            channel,
+            address,
+            f"{self.incident.id}/{fired_token}/{key_part(address)}",
+            subject,
+            message,
+            self.now,
+            level,
+            loop,
+        )
+        if ack_url and resolve_url:
+            row.attributes.update(ack_url=ack_url, resolve_url=resolve_url)
+        return row
 
     def supersede(self, unsent: list[Notification]) -> None:
         pages = [n for n in unsent if n.kind == "page" and n.status == "pending"]
@@ -258,16 +297,6 @@ class _Builder:
                     None,
                 )
             )
-
-
-def _unique(targets: tuple[Target, ...]) -> list[Target]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for t in targets:
-        if (t.channel, t.address) not in seen:
-            seen.add((t.channel, t.address))
-            out.append(t)
-    return out
 
 
 def _plan_next(policy: Policy, level: int, loop: int) -> tuple[int, int, timedelta] | None:
@@ -333,6 +362,7 @@ def open_incident(
     base_url: str | None,
     dedup_claim: str | None = None,
     action_links: LinkMaker | None = None,
+    view: ConfigView | None = None,
 ) -> Change:
     """``dedup_claim`` is the nonce under which this request claimed ``new.dedup_key``."""
     incident = Incident(
@@ -352,7 +382,7 @@ def open_incident(
         token=new_token(),
         version=0,
     )
-    b = _Builder(incident, None, now, actor, base_url, action_links)
+    b = _Builder(incident, None, now, actor, base_url, action_links, view)
     b.event(
         "created",
         to="open",
@@ -368,17 +398,21 @@ def open_incident(
 
 
 def on_timer(
-    incident: Incident, token: str, now: datetime, base_url: str | None, action_links: LinkMaker | None = None
+    incident: Incident,
+    token: str,
+    now: datetime,
+    base_url: str | None,
+    action_links: LinkMaker | None = None,
+    view: ConfigView | None = None,
 ) -> Change | None:
     """A timer came due. None means it is stale: its token was replaced, or nothing is armed."""
     if incident.token != token or incident.due_at is None or incident.status in TERMINAL:
         return None
-    b = _Builder(incident, incident.version, now, SYSTEM, base_url, action_links)
-    if (
-        incident.status is Status.ESCALATING
-        and incident.escalation
-        and incident.escalation.next_level is not None
-    ):
+    b = _Builder(incident, incident.version, now, SYSTEM, base_url, action_links, view)
+    paging = incident.status is Status.ESCALATING or (
+        incident.status is Status.ACKNOWLEDGED and _pages_after_ack(incident)
+    )
+    if paging and incident.escalation and incident.escalation.next_level is not None:
         b.fire()
         return b.done()
     if incident.status is Status.SNOOZED:
@@ -399,10 +433,21 @@ def on_timer(
 def acknowledge(incident: Incident, by: str, now: datetime) -> Change:
     ensure_allowed(incident.status, Action.ACKNOWLEDGE)
     b = _Builder(incident, incident.version, now, by, None)
-    b.stop()
+    keeps_paging = _pages_after_ack(incident) and incident.status is Status.ESCALATING
+    if not keeps_paging:
+        b.stop()
     b.set(status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by)
-    b.event("acknowledged", **{"from": incident.status.value, "to": "acknowledged"})
+    data: dict[str, Any] = {"from": incident.status.value, "to": "acknowledged"}
+    if keeps_paging:
+        data["escalation_continues"] = True
+    b.event("acknowledged", **data)
     return b.done()
+
+
+def _pages_after_ack(incident: Incident) -> bool:
+    """The policy says to keep paging the remaining levels after an acknowledge (stop_on_ack false)."""
+    cur = incident.escalation
+    return cur is not None and cur.next_level is not None and cur.policy.get("stop_on_ack") is False
 
 
 def snooze(incident: Incident, minutes: int, by: str, now: datetime) -> Change:
@@ -430,10 +475,11 @@ def escalate(
     policy: Policy | None,
     base_url: str | None,
     action_links: LinkMaker | None = None,
+    view: ConfigView | None = None,
 ) -> Change:
     """Fire the next level now. ``policy`` is used only when the incident has none yet."""
     ensure_allowed(incident.status, Action.ESCALATE)
-    b = _Builder(incident, incident.version, now, by, base_url, action_links)
+    b = _Builder(incident, incident.version, now, by, base_url, action_links, view)
     b.event("escalated", **{"from": incident.status.value, "to": "escalating"})
     cur = incident.escalation
     if cur is None:

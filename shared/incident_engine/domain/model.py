@@ -93,6 +93,8 @@ class EscalationRecord:
     targets: tuple[dict[str, str], ...]
     executed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    # Who the targets reached when the level fired, and why (layer, override, team member).
+    recipients: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,28 +9,33 @@ from typing import Any, Literal
 
 from incident_engine.domain.severity import Severity
 
-TargetType = Literal["user", "webhook"]
+TargetType = Literal["user", "team", "schedule", "webhook"]
+# The field that names a target, by type; a user is named by id, or (the first form) by a bare e-mail.
+TARGET_KEYS = ("email", "user_id", "team_id", "schedule_id", "webhook_id")
+DEFAULT_KEY = {"user": "email", "team": "team_id", "schedule": "schedule_id", "webhook": "webhook_id"}
 
 
 @dataclass(frozen=True)
 class Target:
-    type: TargetType
-    address: str  # the user's email, or the registered webhook's id
+    type: str
+    address: str  # the bare e-mail, or the id of the user, team, schedule or webhook
+    key: str = ""  # which of TARGET_KEYS names it ("" = the type's default)
 
     @property
-    def channel(self) -> str:
-        return "email" if self.type == "user" else "webhook"
+    def field(self) -> str:
+        return self.key or DEFAULT_KEY[self.type]
 
     def to_dict(self) -> dict[str, str]:
-        if self.type == "user":
-            return {"type": "user", "email": self.address}
-        return {"type": "webhook", "webhook_id": self.address}
+        return {"type": self.type, self.field: self.address}
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Target:
-        if data["type"] == "user":
-            return Target("user", str(data["email"]))
-        return Target("webhook", str(data.get("webhook_id") or data.get("url")))
+        kind = str(data["type"])
+        for key in TARGET_KEYS:
+            if key in data:
+                return Target(kind, str(data[key]), "" if key == DEFAULT_KEY.get(kind) else key)
+        # Snapshots taken before webhooks were registered carry their URL.
+        return Target(kind, str(data.get("url")), "url")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class Policy:
     name: str
     levels: tuple[Level, ...]
     repeat: Repeat | None = None
+    # After an acknowledge, stop paging (the default) or keep paging the remaining levels.
+    stop_on_ack: bool = True
+    # Paged when a level reaches nobody (nobody on call, an empty team, disabled people).
+    fallback: tuple[Target, ...] = ()
     severities: tuple[Severity, ...] = ()
     service: str | None = None
     team: str | None = None
@@ -91,6 +100,8 @@ class Policy:
                 if self.repeat
                 else None
             ),
+            "stop_on_ack": self.stop_on_ack,
+            "fallback": [t.to_dict() for t in self.fallback],
         }
 
     @staticmethod
@@ -108,6 +119,8 @@ class Policy:
                 for lv in data["levels"]
             ),
             repeat=Repeat(int(repeat["max_repeats"]), float(repeat["interval_minutes"])) if repeat else None,
+            stop_on_ack=bool(data.get("stop_on_ack", True)),
+            fallback=tuple(Target.from_dict(t) for t in data.get("fallback") or ()),
         )
 
 

@@ -154,8 +154,8 @@ def expand_targets(targets: Sequence[Mapping[str, Any]], view: ConfigView, at: d
             if webhook_kind is None:
                 skipped.append(Skipped(i, "webhook", webhook_id, "unknown"))
             else:
-                channel = "slack" if webhook_kind == "slack" else "webhook"
-                found.append(Recipient(None, channel, webhook_id, 0, Why(i, "webhook", webhook_id)))
+                # One channel for both kinds: the webhook sender reads the kind and shapes the request.
+                found.append(Recipient(None, "webhook", webhook_id, 0, Why(i, "webhook", webhook_id)))
         elif kind == "webhook" and "url" in target:
             # Inline URLs are retired for new policies, but snapshots taken before still carry them.
             url = str(target["url"])

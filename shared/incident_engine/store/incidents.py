@@ -479,6 +479,7 @@ class IncidentRepository:
                 targets=tuple(i.targets),
                 executed_at=_opt_time(i.executed_at),
                 cancelled_at=_opt_time(i.cancelled_at),
+                recipients=tuple(i.recipients or ()),
             ),
             consistent=True,
         )
@@ -807,6 +808,7 @@ class IncidentRepository:
             executed_at=_opt_key(record.executed_at),
             cancelled_at=_opt_key(record.cancelled_at),
             targets=[dict(t) for t in record.targets],
+            recipients=[dict(r) for r in record.recipients] or None,
         )
 
     @staticmethod

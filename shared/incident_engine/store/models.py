@@ -205,6 +205,7 @@ class EscalationRecordItem(_IncidentsTable):
     executed_at = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
     targets = JSONText()
+    recipients = JSONText(null=True)
 
 
 class OutboxItem(_IncidentsTable):

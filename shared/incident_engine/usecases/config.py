@@ -127,6 +127,17 @@ class ConfigService:
         self._users.create(user)
         return user
 
+    def is_enabled(self, kind: str, item_id: str) -> bool:
+        """Whether a policy may name this user, team or schedule (it exists and is enabled)."""
+        try:
+            if kind == "user":
+                return self.get_user(item_id).enabled
+            if kind == "team":
+                return self.get_team(item_id).enabled
+            return self.get_schedule(item_id).enabled
+        except NotFound:
+            return False
+
     def get_user(self, user_id: str) -> User:
         return self._user_and_refs(user_id)[0]
 

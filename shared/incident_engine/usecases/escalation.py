@@ -7,11 +7,13 @@ from datetime import timedelta
 from enum import StrEnum
 
 from incident_engine.domain import engine
-from incident_engine.domain.lifecycle import TERMINAL
+from incident_engine.domain.lifecycle import TERMINAL, Status
 from incident_engine.domain.links import LinkMaker
-from incident_engine.domain.model import Notification, TimerMessage
+from incident_engine.domain.model import Incident, Notification, TimerMessage
+from incident_engine.domain.targets import ConfigView
 from incident_engine.observability import count, logger
 from incident_engine.usecases.dispatch import Dispatcher, back_off
+from incident_engine.usecases.paging import PagingConfig, levels_about_to_fire
 from incident_engine.usecases.ports import Clock, IncidentStore, TransientConflict, VersionConflict
 
 MAX_ATTEMPTS = 3
@@ -43,8 +45,10 @@ class EscalationTimerService:
         grace_seconds: float = 20.0,
         batch: int = 500,
         action_links: LinkMaker | None = None,
+        paging: PagingConfig | None = None,
     ) -> None:
         self._action_links = action_links
+        self._paging = paging
         self._store = store
         self._dispatcher = dispatcher
         self._clock = clock
@@ -67,7 +71,14 @@ class EscalationTimerService:
             incident = self._store.get(timer.incident_id)
             now = self._clock.now()
             change = (
-                engine.on_timer(incident, timer.token, now, self._base_url, self._action_links)
+                engine.on_timer(
+                    incident,
+                    timer.token,
+                    now,
+                    self._base_url,
+                    self._action_links,
+                    self._view(incident, timer.token),
+                )
                 if incident
                 else None
             )
@@ -84,6 +95,14 @@ class EscalationTimerService:
             self._dispatcher.after_commit(change)
             return TimerOutcome.FIRED
         raise RetryLater(f"incident {timer.incident_id} kept changing")
+
+    def _view(self, incident: Incident, token: str) -> ConfigView | None:
+        """The configuration the level about to fire names, read now (skipped for stale timers)."""
+        cur = incident.escalation
+        if self._paging is None or cur is None or incident.token != token or incident.status in TERMINAL:
+            return None
+        levels = levels_about_to_fire(cur.policy, cur.next_level, incident.status is Status.SNOOZED)
+        return self._paging.view_for(cur.policy, levels, self._clock.now())
 
     @staticmethod
     def _stale(timer: TimerMessage) -> TimerOutcome:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from incident_engine.domain import engine
 from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
@@ -19,7 +19,9 @@ from incident_engine.domain.model import Change, EscalationRecord, Incident, Not
 from incident_engine.domain.policy import Policy, select_policy
 from incident_engine.domain.services import Service
 from incident_engine.domain.severity import Severity
+from incident_engine.domain.targets import ConfigView
 from incident_engine.usecases.dispatch import Dispatcher, back_off
+from incident_engine.usecases.paging import PagingConfig
 from incident_engine.usecases.ports import (
     Clock,
     DedupKeyTaken,
@@ -78,8 +80,10 @@ class IncidentService:
         base_url: str | None,
         services: ServiceLookup | None = None,
         action_links: LinkMaker | None = None,
+        paging: PagingConfig | None = None,
     ) -> None:
         self._action_links = action_links
+        self._paging = paging
         self._store = store
         self._policies = policies
         self._services = services
@@ -135,8 +139,9 @@ class IncidentService:
             now = self._clock.now()
             # The number is drawn only once the dedup key is ours: a lost race burns none.
             incident_id = self._store.allocate_id(now)
+            view = self._view(policy.snapshot(), [0], now) if policy else None
             change = engine.open_incident(
-                incident_id, new, policy, now, actor, self._base_url, dedup_claim, self._action_links
+                incident_id, new, policy, now, actor, self._base_url, dedup_claim, self._action_links, view
             )
             if idempotency is not None and idempotency_claim is not None:
                 change.idempotency = (idempotency.key_hash, idempotency_claim, 201)
@@ -239,7 +244,12 @@ class IncidentService:
             policy = None
             if incident.escalation is None:
                 policy = self._select(incident.severity, incident.service, incident.team)
-            return engine.escalate(incident, by, now, policy, self._base_url, self._action_links)
+            snapshot = (
+                incident.escalation.policy if incident.escalation else policy.snapshot() if policy else None
+            )
+            levels = range(len(snapshot["levels"])) if snapshot else []
+            view = self._view(snapshot, levels, now) if snapshot else None
+            return engine.escalate(incident, by, now, policy, self._base_url, self._action_links, view)
 
         return self._apply(incident_id, decide)
 
@@ -295,6 +305,9 @@ class IncidentService:
             incident.version,
         )
         return incident
+
+    def _view(self, snapshot: dict[str, Any], levels: Iterable[int], now: datetime) -> ConfigView | None:
+        return self._paging.view_for(snapshot, levels, now) if self._paging else None
 
     def _with_service(self, new: engine.NewIncident) -> tuple[engine.NewIncident, Service | None]:
         """The incident as its service shapes it: the service's name, and its team unless given."""

@@ -16,22 +16,43 @@ class WebhookLookup(Protocol):
     def get(self, webhook_id: str) -> Webhook | None: ...
 
 
+class ConfigLookup(Protocol):
+    """Whether a user, team or schedule id names one that exists and is enabled."""
+
+    def is_enabled(self, kind: str, item_id: str) -> bool: ...
+
+
 class PolicyService:
-    def __init__(self, store: PolicyStore, clock: Clock, webhooks: WebhookLookup | None = None) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        clock: Clock,
+        webhooks: WebhookLookup | None = None,
+        config: ConfigLookup | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._webhooks = webhooks
+        self._config = config
 
     def _check_targets(self, draft: Policy) -> None:
-        """A webhook target must name a registered, enabled webhook."""
-        for n, level in enumerate(draft.levels):
-            for m, target in enumerate(level.targets):
-                if target.type != "webhook" or self._webhooks is None:
-                    continue
+        """Every target must name a registered, enabled webhook, user, team or schedule."""
+        places = [
+            (f"levels.{n}.targets.{m}", t)
+            for n, lv in enumerate(draft.levels)
+            for m, t in enumerate(lv.targets)
+        ]
+        places += [(f"fallback.{m}", t) for m, t in enumerate(draft.fallback)]
+        for where, target in places:
+            if target.type == "webhook" and self._webhooks is not None:
                 webhook = self._webhooks.get(target.address)
                 if webhook is None or not webhook.enabled:
+                    raise InvalidInput(f"{where}.webhook_id", f"no enabled webhook has id {target.address}")
+            elif target.field in ("user_id", "team_id", "schedule_id") and self._config is not None:
+                kind = target.field.removesuffix("_id")
+                if not self._config.is_enabled(kind, target.address):
                     raise InvalidInput(
-                        f"levels.{n}.targets.{m}.webhook_id", f"no enabled webhook has id {target.address}"
+                        f"{where}.{target.field}", f"no enabled {kind} has id {target.address}"
                     )
 
     def create_policy(self, draft: Policy, is_default: bool) -> Policy:
