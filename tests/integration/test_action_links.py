@@ -71,6 +71,8 @@ def test_the_resolve_link_resolves_and_a_replayed_link_does_nothing(
     # Replayed after the resolve, and the ack link after it: a clear page, no change
     status, html = api.call("POST", f"/a/{resolve}")
     assert status == 409 and "nothing was changed" in html
+    status, html = api.call("GET", f"/a/{resolve}")  # the confirmation page offers nothing either
+    assert status == 409 and "<form" not in html
     ack = token_of(link_in(page, r"Acknowledge \(stops escalation\)"))
     assert api.call("POST", f"/a/{ack}")[0] == 409
     assert api.ok("GET", f"/incidents/{inc}")["status"] == "resolved"

@@ -223,3 +223,40 @@ def test_the_sample_event_drives_the_sender(aws: LocalStack) -> None:
     # SNS envelope: reported failed, so that after its retries it rests in the DLQ.
     answer = invoke(aws.function("WebhookSenderFunction"), load_event("sqs_webhook_batch.json"))
     assert answer == {"batchItemFailures": [{"itemIdentifier": "7d2c9e10-4b3a-4c1d-8e2f-000000000002"}]}
+
+
+def test_a_persons_own_webhook_and_slack_contact_methods_are_delivered(
+    api: Api, aws: LocalStack, receiver: Receiver
+) -> None:
+    # Given a user reached by their own webhook and Slack URLs (no registered webhook, no secret)
+    user = api.ok(
+        "POST",
+        "/users",
+        {
+            "name": "Ann",
+            "email": "ann@example.com",
+            "contact_methods": [
+                {"type": "webhook", "address": receiver.url + "/ann"},
+                {"type": "slack", "address": receiver.url + "/ann-slack"},
+            ],
+        },
+        expect=201,
+    )
+    levels = [{"delay_minutes": 0, "targets": [{"type": "user", "user_id": user["id"]}]}]
+    api.ok("POST", "/policies", {"name": "p", "is_default": True, "levels": levels}, expect=201)
+    # When an incident pages her
+    inc = api.ok("POST", "/incidents", {"title": "Checkout down", "severity": "P1"}, expect=201)["id"]
+    assert Sender(aws).deliver() == 2
+    # Then both URLs got a POST (the Slack one a readable message), unsigned, and both rows say delivered
+    bodies = {
+        r["headers"].get("Host", "") + str(json.loads(r["body"]).get("event", "slack"))
+        for r in receiver.requests
+    }
+    assert len(receiver.requests) == 2 and len(bodies) == 2
+    assert all(SIGNATURE_HEADER not in r["headers"] for r in receiver.requests)
+    assert any("text" in json.loads(r["body"]) for r in receiver.requests)
+    rows = [r for r in api.ok("GET", f"/incidents/{inc}/notifications")["items"] if r["kind"] == "page"]
+    assert sorted((r["channel"], r["status"]) for r in rows) == [
+        ("slack", "delivered"),
+        ("webhook", "delivered"),
+    ]

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 
 from incident_engine.api.context import base_url
 from incident_engine.domain.errors import NotFound
+from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.links import LinkRefused
 from incident_engine.usecases.links import ActionLinkService
 from incident_engine.wiring import services
@@ -61,6 +62,10 @@ def confirm_action(token: str) -> Response[str]:
     except NotFound:
         return _refused("tampered")
     verb = VERB[link.action]
+    if link.action not in allowed_actions(incident.status):
+        state = f"{escape(incident.id)} is {escape(incident.status.value)}"
+        text = f"<p>{state}: there is nothing to {link.action}.</p>"
+        return _page(409, "Nothing to do", text + "<p>Nothing was changed.</p>")
     body = (
         f"<p><b>{escape(incident.id)}</b> [{escape(incident.severity.value)}] {escape(incident.title)}</p>"
         f"<p>Status: {escape(incident.status.value)}</p>"

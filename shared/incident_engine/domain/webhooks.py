@@ -65,6 +65,7 @@ class Delivery:
     link: str | None
     acknowledge_url: str | None = None
     resolve_url: str | None = None
+    channel: str = "webhook"  # "slack" for a person's own Slack contact method
 
 
 def generic_body(delivery: Delivery, webhook_id: str) -> dict[str, Any]:
@@ -97,6 +98,11 @@ def slack_body(delivery: Delivery) -> dict[str, Any]:
 def _slack_escape(text: str) -> str:
     # Slack reads &, < and > as markup (links, mentions): a client's title must not be.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_contact_url(recipient: str) -> bool:
+    """A person's own webhook or Slack contact method is its URL; a registered webhook, its id."""
+    return recipient.startswith(("https://", "http://"))
 
 
 def render(delivery: Delivery, webhook: Webhook) -> bytes:
@@ -132,5 +138,6 @@ def delivery_from_envelope(body: str, base_url: str | None) -> tuple[Delivery, s
         link=link,
         acknowledge_url=attrs.get("ack_url") or None,
         resolve_url=attrs.get("resolve_url") or None,
+        channel=attrs.get("channel") or "webhook",
     )
     return delivery, attrs["recipient"]

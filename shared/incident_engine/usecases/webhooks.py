@@ -15,6 +15,7 @@ from incident_engine.domain.webhooks import (
     Delivery,
     Webhook,
     delivery_from_envelope,
+    is_contact_url,
     render,
     signature,
 )
@@ -139,7 +140,14 @@ class WebhookDelivery:
         self._allow_private = allow_private
 
     def deliver(self, delivery: Delivery, webhook_id: str, attempt: int) -> DeliveryResult:
-        found = self._store.get_with_secret(webhook_id)
+        found: tuple[Webhook, str | None] | None
+        if is_contact_url(webhook_id):
+            # A person's own contact method: no registered secret, so the request is not signed
+            # (Slack's incoming webhooks take none); the URL is checked like any other.
+            kind = "slack" if delivery.channel == "slack" else "generic"
+            found = (Webhook(id=webhook_id, name="contact method", url=webhook_id, kind=kind), None)
+        else:
+            found = self._store.get_with_secret(webhook_id)
         if found is None or not found[0].enabled:
             logger.warning(
                 "webhook unknown or disabled; notification dropped", extra={"webhook_id": webhook_id}
@@ -159,9 +167,10 @@ class WebhookDelivery:
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "incident-engine-webhooks/1",
-                SIGNATURE_HEADER: signature(secret, int(self._clock.now().timestamp()), body),
                 "X-Incident-Dedup-Id": delivery.dedup_id,
             }
+            if secret is not None:
+                headers[SIGNATURE_HEADER] = signature(secret, int(self._clock.now().timestamp()), body)
             status = self._http.post(webhook.url, body, headers, timeout=10.0)
         except UrlRefused as exc:
             error = f"refused: {exc}"
