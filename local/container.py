@@ -21,6 +21,10 @@ from local.runtime import Handler, LambdaContext
 
 
 def main() -> int:
+    import warnings
+
+    # With metrics disabled locally, Powertools warns on every flush: noise among make run's lines.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     exit_with_parent()
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     # Whatever a handler prints (Powertools logs to stdout) goes to stderr, never into the replies.
