@@ -172,10 +172,15 @@ def get_shifts(
 def get_calendar(schedule_id: str) -> Response[str]:
     from incident_engine.adapters.ical import render_shifts  # the icalendar library loads only here
 
-    view = _service().shifts(unquote(schedule_id), None, None, timedelta(days=CALENDAR_DAYS))
+    now = services().clock.now()
+    # Read from a week back so a shift in progress keeps its real start: its event (and UID) then
+    # stays the same from one refresh to the next, and calendar apps do not duplicate it.
+    since = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=7)
+    view = _service().shifts(unquote(schedule_id), since, now + timedelta(days=CALENDAR_DAYS), timedelta(0))
+    current = [shift for shift in view.shifts if shift.end > now]
     return Response(
         status_code=200,
         content_type="text/calendar; charset=utf-8",
-        body=render_shifts(view.schedule, view.shifts, view.users, view.start),
+        body=render_shifts(view.schedule, current, view.users, now),
         headers={"Content-Disposition": f'inline; filename="{view.schedule.id}.ics"'},
     )
