@@ -13,13 +13,16 @@ from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.routing_rules import RoutingRuleRepository
 from incident_engine.store.services import ServiceRepository
 from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
+from incident_engine.usecases.ingest import AlarmTags, AlertIngest
 from incident_engine.usecases.policies import PolicyService
+from incident_engine.usecases.routing_rules import RoutingRules
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
 
@@ -33,6 +36,7 @@ class Services:
     dispatcher: Dispatcher
     clock: SystemClock
     signer: ConfigTableSigner  # one key per deployment; reuse it with another purpose label
+    alarm_tags: AlarmTags | None = None  # CloudWatch tag look-ups, for the alarm ingest function
 
     def incident_service(self, base_url: str | None = None) -> IncidentService:
         return IncidentService(
@@ -67,6 +71,24 @@ class Services:
             sqs_client(self.settings.region, self.settings.endpoint_url), self.settings.webhook_queue_url
         )
         return WebhookSender(delivery, visibility, self.settings.public_api_url)
+
+    def routing_rules(self) -> RoutingRules:
+        return RoutingRules(RoutingRuleRepository(), self.clock)
+
+    def alert_ingest(self, base_url: str | None = None) -> AlertIngest:
+        """Alerts in: every source's parsed ``Alert`` goes through this one use case."""
+        from incident_engine.usecases.alert_incidents import (
+            CatalogDirectory,
+            StoreAlertIncidents,
+            StoredRules,
+        )
+
+        return AlertIngest(
+            StoreAlertIncidents(self.incident_service(base_url), self.incidents),
+            CatalogDirectory(self.service_catalog()),
+            StoredRules(RoutingRuleRepository()),
+            self.alarm_tags,
+        )
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(

@@ -14,6 +14,7 @@ Config table:
   SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
+  RULE / <rule id>          routing rules (disabled, never erased, by DELETE)
   SECRET / SIGNING_KEY      the random HMAC key that signs list cursors (store/signing.py)
 
 Index partitions are sharded: `<facet>#<value>#<shard>` with shard = crc32(incident id) % SHARDS,
@@ -165,6 +166,14 @@ class IncidentItem(_IncidentsTable):
     due_at = UnicodeAttribute(null=True)
     paged = JSONText(null=True)
     version = NumberAttribute()
+    change_nonce = UnicodeAttribute(null=True)  # the Change that wrote this version (commit retries)
+    # alerts in (issue 9): absent on incidents opened by hand
+    alert_count = NumberAttribute(null=True)
+    last_seen_at = UnicodeAttribute(null=True)
+    latest_alert = JSONText(null=True)  # bounded by the parsers (MAX_RAW_BYTES)
+    previous_incident_id = UnicodeAttribute(null=True)
+    suppressed = BooleanAttribute(null=True)
+    routing = JSONText(null=True)  # {"assignees": [..], "runbooks": [..]} that routing rules gave
     # index keys: list/status/severity always; service/team when set; active_pk while not
     # terminal; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
@@ -340,6 +349,17 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
 )
 
 
+class RoutingRuleItem(ConfigItem, discriminator="routing_rule"):
+    """RULE / <rule id>: one partition, so one Query reads every rule an alert runs through."""
+
+    name = UnicodeAttribute()
+    body = JSONText()  # the rule document (domain/routing_documents.py rule_document)
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
 class SigningKeyItem(ConfigItem, discriminator="signing_key"):
     secret = UnicodeAttribute()  # hex; read only by store/signing.py
 
@@ -352,6 +372,7 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     IntegrationKeyItem,
     CredentialItem,
     WebhookItem,
+    RoutingRuleItem,
     SigningKeyItem,
 )
 
