@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from incident_engine.api import incidents, policies, services, webhooks
+from incident_engine.api import incidents, policies, routing_rules, services, webhooks
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -22,6 +22,7 @@ app.include_router(incidents.router)
 app.include_router(policies.router)
 app.include_router(services.router)
 app.include_router(webhooks.router)
+app.include_router(routing_rules.router)
 DESCRIPTION = (
     "Incidents, escalation policies and timed escalation. All routes but /health need "
     "`Authorization: Bearer <token>`."

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from incident_engine.domain.alerts import Alert
+from incident_engine.domain.alerts import Alert, AlertAction, Integration
+from incident_engine.domain.engine import NewIncident
 from incident_engine.domain.errors import Conflict, NotFound
 from incident_engine.domain.routing import RoutingResult, Rule, evaluate_rules
 from incident_engine.usecases.ports import Clock, VersionConflict
@@ -79,6 +80,38 @@ class RoutingRules:
     def test(self, alert: Alert) -> RoutingResult:
         """What the stored rules would do to ``alert``; nothing is written."""
         return evaluate_rules(self._store.enabled_rules(), alert)
+
+    def route_api_create(self, new: NewIncident, policy_id: str | None) -> tuple[NewIncident, str | None]:
+        """An incident a person opens runs through the same rules as an alert: a rule's severity,
+        labels, assignees, runbooks and suppression apply; its policy unless the request names one."""
+        alert = Alert(
+            integration=Integration.API,
+            action=AlertAction.TRIGGER,
+            dedup_key=new.dedup_key or "",
+            summary=new.title,
+            source=new.source or "",
+            severity=new.severity,
+            service=new.service,
+            team=new.team,
+            description=new.description,
+            labels=dict(new.labels),
+        )
+        result = self.test(alert)
+        if not result.matches:
+            return new, policy_id
+        routed = replace(
+            new,
+            severity=result.severity or new.severity,
+            labels=dict(result.labels),
+            suppressed=result.suppressed,
+            suppress_reasons=result.suppress_reasons,
+            assignees=result.assignees,
+            runbooks=tuple(
+                {"url": r.url, "title": r.title, "checklist": list(r.checklist)} for r in result.runbooks
+            ),
+            routing_matches=tuple(m.timeline_data() for m in result.matches),
+        )
+        return routed, policy_id or result.policy_id
 
     def _write(self, stored: StoredRule, expected_version: int) -> None:
         try:
