@@ -10,7 +10,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from incident_engine.api import incidents, pagerduty, policies, routing_rules, services, webhooks
+from incident_engine.api import (
+    alertmanager,
+    incidents,
+    pagerduty,
+    policies,
+    routing_rules,
+    services,
+    webhooks,
+)
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -24,6 +32,7 @@ app.include_router(services.router)
 app.include_router(webhooks.router)
 app.include_router(routing_rules.router)
 app.include_router(pagerduty.router)
+app.include_router(alertmanager.router)
 DESCRIPTION = (
     "Incidents, escalation policies and timed escalation. All routes but /health need "
     "`Authorization: Bearer <token>`."
@@ -138,8 +147,10 @@ def _body_problem(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     body = event.get("body")
     if body is None or body == "":
         return None
-    if event.get("resource") == pagerduty.PATH:
-        return None  # PagerDuty's parser has its own limit (512 KB) and answers in PagerDuty's shape
+    if event.get("resource") in (pagerduty.PATH, alertmanager.PATH):
+        # Their parsers bound size (512 KB, 4 MB) and depth themselves; PagerDuty's answers in
+        # PagerDuty's shape, and an Alertmanager batch may be larger than our own bodies.
+        return None
     if event.get("isBase64Encoded"):
         return 415, {"error": "unsupported_media_type", "message": "send the body as JSON text"}
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
