@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from incident_engine.adapters.aws import sns_client, sqs_client
+from incident_engine.adapters.aws import cloudwatch_client, sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
 from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
@@ -17,6 +17,7 @@ from incident_engine.store.routing_rules import RoutingRuleRepository
 from incident_engine.store.services import ServiceRepository
 from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
+from incident_engine.usecases.alarms import AlarmReceiver
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
@@ -75,7 +76,7 @@ class Services:
     def routing_rules(self) -> RoutingRules:
         return RoutingRules(RoutingRuleRepository(), self.clock)
 
-    def alert_ingest(self, base_url: str | None = None) -> AlertIngest:
+    def alert_ingest(self, base_url: str | None = None, alarm_tags: AlarmTags | None = None) -> AlertIngest:
         """Alerts in: every source's parsed ``Alert`` goes through this one use case."""
         from incident_engine.usecases.alert_incidents import (
             CatalogDirectory,
@@ -87,8 +88,18 @@ class Services:
             StoreAlertIncidents(self.incident_service(base_url), self.incidents),
             CatalogDirectory(self.service_catalog()),
             StoredRules(RoutingRuleRepository()),
-            self.alarm_tags,
+            alarm_tags or self.alarm_tags,
         )
+
+    def alarm_receiver(self) -> AlarmReceiver:
+        from incident_engine.adapters.alarms import CloudWatchAlarmTags, SqsDeadLetter
+        from incident_engine.observability import logger
+
+        region, endpoint = self.settings.region, self.settings.endpoint_url
+        tags = self.alarm_tags or CloudWatchAlarmTags(cloudwatch_client(region, endpoint))
+        ingest = self.alert_ingest(alarm_tags=tags)
+        dead_letter = SqsDeadLetter(sqs_client(region, endpoint), self.settings.alarm_dead_letter_url)
+        return AlarmReceiver(ingest, dead_letter, logger)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
