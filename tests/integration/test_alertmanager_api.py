@@ -102,3 +102,19 @@ def test_malformed_batches_get_a_4xx_naming_the_field(
     status, body = post(aws, api, service["integration_key"], None, raw=raw)
     assert status == 422 and body["field"].startswith(field), body
     assert api.ok("GET", "/incidents")["items"] == []
+
+
+def test_a_lost_race_answers_5xx_so_alertmanager_retries_the_batch(
+    aws: LocalStack, api: Api, service: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store where every alert keeps losing its race
+    from incident_engine.domain.errors import Conflict
+    from incident_engine.usecases.ingest import AlertIngest
+
+    def racing(self: AlertIngest, alert: Any, service: Any = None) -> Any:
+        raise Conflict("alerts with this dedup key keep racing; retry")
+
+    monkeypatch.setattr(AlertIngest, "ingest_alert", racing)
+    # When a batch arrives, then the answer is one Alertmanager retries (5xx, not 4xx)
+    status, body = post(aws, api, service["integration_key"], load_event("alertmanager_webhook_firing.json"))
+    assert status == 503 and "retry" in body["message"], body

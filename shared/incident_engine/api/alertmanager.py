@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 
 from incident_engine.adapters.sources.alertmanager import parse_webhook
+from incident_engine.api.context import base_url
 from incident_engine.domain.alerts import Rejected
-from incident_engine.domain.errors import InvalidInput
+from incident_engine.domain.errors import Conflict, InvalidInput
 from incident_engine.usecases.alert_incidents import service_config
 from incident_engine.wiring import services
 
@@ -48,10 +49,18 @@ def receive() -> Response[dict[str, Any]]:
     service = wired.service_catalog().service_or_none(service_id)
     if service is None or not service.enabled:
         raise InvalidInput("Authorization", "the integration key's service is disabled")
-    ingest = wired.alert_ingest()
-    # One by one, each its own conditional write; any failure answers 5xx or 409 before the 2xx,
-    # and Alertmanager sends the whole batch again (a repeat only counts again, never duplicates).
-    results = [ingest.ingest_alert(alert, service_config(service)) for alert in parsed]
+    ingest = wired.alert_ingest(base_url(router))  # type: ignore[arg-type]
+    # One by one, each its own conditional write. Alertmanager retries a 5xx, not a 4xx: a lost
+    # race answers 503 so the whole batch comes again (a repeat only counts again, never duplicates).
+    try:
+        results = [ingest.ingest_alert(alert, service_config(service)) for alert in parsed]
+    except Conflict as exc:
+        return Response(
+            status_code=503,
+            content_type="application/json",
+            body={"error": "conflict", "message": exc.message},
+            headers={"Retry-After": "1"},
+        )
     return Response(
         status_code=200,
         content_type="application/json",

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 
 from incident_engine.adapters.sources import pagerduty as pd
+from incident_engine.api.context import base_url
 from incident_engine.domain.alerts import Rejected
 from incident_engine.domain.errors import Conflict
 from incident_engine.usecases.alert_incidents import service_for_key
@@ -33,7 +34,7 @@ def enqueue() -> Response[dict[str, Any]]:
         # PagerDuty answers an unknown routing key as an invalid event, not as 401/403.
         return _answer(*pd.invalid(Rejected.of("routing_key", "is not a valid integration key")))
     try:
-        result = wired.alert_ingest().ingest_alert(parsed.alert, service)
+        result = wired.alert_ingest(base_url(router)).ingest_alert(parsed.alert, service)  # type: ignore[arg-type]
     except Conflict as exc:
         # PagerDuty clients retry a 429 with back-off; nothing was lost, nothing half-written.
         return _answer(429, {"status": "throttle event", "message": exc.message})
