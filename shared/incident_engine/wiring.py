@@ -11,6 +11,7 @@ from incident_engine.adapters.notifications import SnsNotificationPublisher
 from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
+from incident_engine.store.maintenance import MaintenanceWindowRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
 from incident_engine.store.routing_rules import RoutingRuleRepository
@@ -22,6 +23,7 @@ from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.ingest import AlarmTags, AlertIngest
+from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.policies import PolicyService
 from incident_engine.usecases.routing_rules import RoutingRules
 from incident_engine.usecases.services import ServiceCatalog
@@ -73,6 +75,9 @@ class Services:
         )
         return WebhookSender(delivery, visibility, self.settings.public_api_url)
 
+    def maintenance_windows(self) -> MaintenanceWindows:
+        return MaintenanceWindows(MaintenanceWindowRepository(), self.service_catalog(), self.clock)
+
     def routing_rules(self) -> RoutingRules:
         return RoutingRules(RoutingRuleRepository(), self.clock)
 
@@ -85,7 +90,7 @@ class Services:
         )
 
         return AlertIngest(
-            StoreAlertIncidents(self.incident_service(base_url), self.incidents),
+            StoreAlertIncidents(self.incident_service(base_url), self.incidents, self.maintenance_windows()),
             CatalogDirectory(self.service_catalog()),
             StoredRules(RoutingRuleRepository()),
             alarm_tags or self.alarm_tags,

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from incident_engine.api import (
     alertmanager,
     incidents,
+    maintenance,
     pagerduty,
     policies,
     routing_rules,
@@ -33,6 +34,7 @@ app.include_router(webhooks.router)
 app.include_router(routing_rules.router)
 app.include_router(pagerduty.router)
 app.include_router(alertmanager.router)
+app.include_router(maintenance.router)
 DESCRIPTION = (
     "Incidents, escalation policies and timed escalation. All routes but /health need "
     "`Authorization: Bearer <token>`."

@@ -54,6 +54,7 @@ class NewIncident:
     assignees: tuple[str, ...] = ()
     runbooks: tuple[dict[str, Any], ...] = ()
     routing_matches: tuple[dict[str, Any], ...] = ()  # each on the timeline, in order
+    maintenance: dict[str, Any] | None = None  # the window it opened in: its start and end
 
 
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
@@ -366,6 +367,8 @@ def open_incident(
     )
     for match in new.routing_matches:
         b.event("routing_rule_matched", SYSTEM, **match)
+    if new.maintenance is not None:
+        b.event("maintenance_window", SYSTEM, **new.maintenance)
     if new.suppressed:
         # Recorded so nothing disappears, but no policy starts: nobody is paged.
         b.event("suppressed", SYSTEM, reasons=list(new.suppress_reasons))

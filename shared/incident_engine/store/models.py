@@ -15,6 +15,7 @@ Config table:
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
   RULE / <rule id>          routing rules (disabled, never erased, by DELETE)
+  MAINT#<service id> / <start>#<window id>   a service's maintenance windows
   SECRET / SIGNING_KEY      the random HMAC key that signs list cursors (store/signing.py)
 
 Index partitions are sharded: `<facet>#<value>#<shard>` with shard = crc32(incident id) % SHARDS,
@@ -360,6 +361,17 @@ class RoutingRuleItem(ConfigItem, discriminator="routing_rule"):
     version = NumberAttribute()
 
 
+class MaintenanceWindowItem(ConfigItem, discriminator="maintenance_window"):
+    """MAINT#<service id> / <start>#<window id>: one Query reads a service's windows in time order."""
+
+    window_id = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
 class SigningKeyItem(ConfigItem, discriminator="signing_key"):
     secret = UnicodeAttribute()  # hex; read only by store/signing.py
 
@@ -373,6 +385,7 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     CredentialItem,
     WebhookItem,
     RoutingRuleItem,
+    MaintenanceWindowItem,
     SigningKeyItem,
 )
 

@@ -21,6 +21,7 @@ from incident_engine.domain.routing import Rule
 from incident_engine.domain.services import Service
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.ingest import ACTOR, AlertIncident, ServiceConfig
+from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.ports import DedupHolder, VersionConflict
 from incident_engine.usecases.services import ServiceCatalog
 
@@ -81,9 +82,12 @@ class DedupReader(Protocol):
 class StoreAlertIncidents:
     """``AlertIncidents`` over ``IncidentService`` and the incident store."""
 
-    def __init__(self, incidents: IncidentService, store: DedupReader) -> None:
+    def __init__(
+        self, incidents: IncidentService, store: DedupReader, windows: MaintenanceWindows | None = None
+    ) -> None:
         self._incidents = incidents
         self._store = store
+        self._windows = windows
 
     def find(self, service_id: str, dedup_key: str) -> tuple[Incident | None, str | None]:
         holder, last_id = self._store.dedup_record(dedup_scope(service_id, dedup_key))
@@ -94,6 +98,11 @@ class StoreAlertIncidents:
 
     def open(self, new: AlertIncident) -> Incident:
         alert = new.alert
+        window = self._windows.open_now(new.service.id) if self._windows else None
+        suppressed, reasons = new.suppressed, new.suppress_reasons
+        if window is not None:
+            # Inside a maintenance window: recorded on the incident, never paged.
+            suppressed, reasons = True, (*reasons, f"maintenance window {window.id}: {window.reason}")
         incident = NewIncident(
             title=alert.summary or alert.dedup_key,
             severity=new.severity,
@@ -106,8 +115,9 @@ class StoreAlertIncidents:
             dedup_key=alert.dedup_key,
             alert=alert_payload(alert),
             previous_incident_id=new.previous_incident_id,
-            suppressed=new.suppressed,
-            suppress_reasons=new.suppress_reasons,
+            suppressed=suppressed,
+            suppress_reasons=reasons,
+            maintenance=window.timeline_data() if window else None,
             assignees=new.assignees,
             runbooks=tuple(
                 {"url": r.url, "title": r.title, "checklist": list(r.checklist)} for r in new.runbooks
