@@ -3,7 +3,8 @@
 moto's server is the AWS endpoint; template.yaml's tables, queues and topic are created on it;
 an HTTP gateway invokes the api handler (behind the token authorizer); a poller feeds the timer
 queue to the escalation worker like the SQS event source; a ticker invokes the reconciler like
-EventBridge Scheduler; and a tap on the notifications topic prints every message SNS delivers.
+EventBridge Scheduler; the alarm topic and an EventBridge rule reach the alarm ingest function
+(local/async_sources.py); and a tap on the notifications topic prints every message SNS delivers.
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
 RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
@@ -146,6 +147,11 @@ def main() -> int:
     if show_sns:
         sns.subscribe(TopicArn=stack.physical["NotificationsTopic"], Protocol="sqs", Endpoint=tap_arn)
 
+    # The alarm ingest function's SNS topic and EventBridge rule, wired as the template declares.
+    from local.async_sources import AsyncSources
+
+    async_sources = AsyncSources(session, stack, aws_url)
+
     def tick() -> bool:
         report = invoke(reconciler, scheduled_event(reconciler))
         if any(report.values()):
@@ -202,6 +208,7 @@ def main() -> int:
     threads += [
         _loop("reconciler", reconcile_every, tick),
         *([_loop("sns-tap", 0.2, show_notifications)] if show_sns else []),
+        _loop("async-sources", 0.2, async_sources.poll),
     ]
 
     example = (
@@ -214,6 +221,8 @@ def main() -> int:
     say(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
     say(f"  API token    {token}")
     say(f"  Reconciler   every {reconcile_every:g} s")
+    say(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
+    say(f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)")
     say("")
     say("Try it:")
     say(f"  curl -s {api_url}/health")

@@ -72,6 +72,12 @@ class FunctionSpec:
     sqs_batch_size: int = 10
     schedule: str | None = None
     schedule_input: str | None = None
+    # Asynchronous sources: topics (logical ids) of SNS events, EventBridge rule patterns (JSON),
+    # and what Lambda does when an invocation fails (EventInvokeConfig).
+    sns_topics: tuple[str, ...] = ()
+    event_patterns: tuple[str, ...] = ()
+    max_retry_attempts: int = 2
+    on_failure_queue: str | None = None  # logical id of the OnFailure SQS destination
 
 
 @dataclass
@@ -282,6 +288,8 @@ def provision(
             del env["AWS_ENDPOINT_URL"]
         folder = Path(props["CodeUri"]).name
         routes, queue, batch, schedule, schedule_input = [], None, 10, None, None
+        topics: list[str] = []
+        patterns: list[str] = []
         for event in props.get("Events", {}).values():
             ep = event.get("Properties", {})
             if event["Type"] == "Api":
@@ -293,6 +301,12 @@ def provision(
             elif event["Type"] in ("ScheduleV2", "Schedule"):
                 schedule = ep["ScheduleExpression"]
                 schedule_input = ep.get("Input")
+            elif event["Type"] == "SNS":
+                topics.append(ep["Topic"]["Ref"])
+            elif event["Type"] == "EventBridgeRule":
+                patterns.append(json.dumps(ep["Pattern"]))
+        invoke_config = props.get("EventInvokeConfig", {})
+        on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         stack.functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
             module=f"functions.{folder}.app",
@@ -304,6 +318,10 @@ def provision(
             sqs_batch_size=batch,
             schedule=schedule,
             schedule_input=schedule_input,
+            sns_topics=tuple(topics),
+            event_patterns=tuple(patterns),
+            max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
+            on_failure_queue=on_failure["Fn::GetAtt"][0] if on_failure else None,
         )
     stack.outputs = {name: str(resolver.value(o["Value"])) for name, o in tpl.get("Outputs", {}).items()}
     return stack

@@ -31,6 +31,8 @@ class Settings:
     allow_private_targets: bool = False
     # The webhook sender's own queue (to delay a retry); set on that function only.
     webhook_queue_url: str = ""
+    # Where the alarm ingest function parks payloads it cannot parse; set on that function only.
+    alarm_dead_letter_url: str = ""
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -59,6 +61,7 @@ def get_settings() -> Settings:
         reconcile_batch=int(_number("RECONCILE_BATCH", "500", 1)),
         allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
+        alarm_dead_letter_url=env.get("ALARM_DEAD_LETTER_URL", ""),
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
-from incident_engine.adapters.aws import sns_client, sqs_client
+from incident_engine.adapters.aws import cloudwatch_client, sns_client, sqs_client
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
 from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
@@ -14,17 +14,23 @@ from incident_engine.domain import links
 from incident_engine.domain.links import LinkMaker
 from incident_engine.settings import Settings, get_settings
 from incident_engine.store.incidents import IncidentRepository
+from incident_engine.store.maintenance import MaintenanceWindowRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
+from incident_engine.store.routing_rules import RoutingRuleRepository
 from incident_engine.store.services import ServiceRepository
 from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
+from incident_engine.usecases.alarms import AlarmReceiver
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
+from incident_engine.usecases.ingest import AlarmTags, AlertIngest
 from incident_engine.usecases.links import ActionLinkService
+from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.paging import PagingConfig
 from incident_engine.usecases.policies import PolicyService
+from incident_engine.usecases.routing_rules import RoutingRules
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
 
@@ -60,6 +66,7 @@ class Services:
     dispatcher: Dispatcher
     clock: SystemClock
     signer: ConfigTableSigner  # one key per deployment; reuse it with another purpose label
+    alarm_tags: AlarmTags | None = None  # CloudWatch tag look-ups, for the alarm ingest function
 
     def action_links(self, base_url: str | None) -> LinkMaker | None:
         """Links in pages that acknowledge or resolve as their recipient (none without a base URL)."""
@@ -123,6 +130,37 @@ class Services:
 
         stores = self.config_stores
         return ConfigService(stores.users, stores.teams, stores.schedules, self.policies_store, self.clock)
+
+    def maintenance_windows(self) -> MaintenanceWindows:
+        return MaintenanceWindows(MaintenanceWindowRepository(), self.service_catalog(), self.clock)
+
+    def routing_rules(self) -> RoutingRules:
+        return RoutingRules(RoutingRuleRepository(), self.clock)
+
+    def alert_ingest(self, base_url: str | None = None, alarm_tags: AlarmTags | None = None) -> AlertIngest:
+        """Alerts in: every source's parsed ``Alert`` goes through this one use case."""
+        from incident_engine.usecases.alert_incidents import (
+            CatalogDirectory,
+            StoreAlertIncidents,
+            StoredRules,
+        )
+
+        return AlertIngest(
+            StoreAlertIncidents(self.incident_service(base_url), self.incidents, self.maintenance_windows()),
+            CatalogDirectory(self.service_catalog()),
+            StoredRules(RoutingRuleRepository()),
+            alarm_tags or self.alarm_tags,
+        )
+
+    def alarm_receiver(self) -> AlarmReceiver:
+        from incident_engine.adapters.alarms import CloudWatchAlarmTags, SqsDeadLetter
+        from incident_engine.observability import logger
+
+        region, endpoint = self.settings.region, self.settings.endpoint_url
+        tags = self.alarm_tags or CloudWatchAlarmTags(cloudwatch_client(region, endpoint))
+        ingest = self.alert_ingest(alarm_tags=tags)
+        dead_letter = SqsDeadLetter(sqs_client(region, endpoint), self.settings.alarm_dead_letter_url)
+        return AlarmReceiver(ingest, dead_letter, logger)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(

@@ -41,11 +41,11 @@ FUNCTION_BY_PREFIX = {  # first match wins: the longer prefixes first
     "sqs_webhook_": "WebhookSenderFunction",
     "sqs_": "EscalationWorkerFunction",
     "reconciler_": "ReconcilerFunction",
+    "cloudwatch_": "AlarmIngestFunction",
 }
-# Alert payloads as their senders post them (Alertmanager's and PagerDuty's request bodies) and the
-# CloudWatch alarm events: the source parsers' tests read them; they become function events when
-# the ingestion routes and the alarm function that take them are in the template.
-ALERT_PAYLOADS = ("alertmanager_", "pagerduty_", "cloudwatch_")
+# Request bodies as Alertmanager and PagerDuty clients post them (not Lambda events): the parsers'
+# and the ingestion routes' tests send them through the api function.
+ALERT_PAYLOADS = ("alertmanager_", "pagerduty_")
 SAMPLES = sorted(p.name for p in EVENTS.glob("*.json") if not p.name.startswith(ALERT_PAYLOADS))
 
 
@@ -176,6 +176,17 @@ def _webhook_sender(result: Invocation, stack: LocalStack) -> None:
     }
 
 
+def _alarm_opens(result: Invocation, stack: LocalStack) -> None:
+    # A fresh stack has no service: the alarm opens on the catch-all, never disappears.
+    assert [o["outcome"] for o in result.response["outcomes"]] == ["opened"], result.response
+    assert result.response["rejected"] == 0
+
+
+def _alarm_ok(result: Invocation, stack: LocalStack) -> None:
+    # OK for an alarm no incident holds: a no-op that says so.
+    assert [o["outcome"] for o in result.response["outcomes"]] == ["ignored"], result.response
+
+
 def _reconciler(result: Invocation, stack: LocalStack) -> None:
     assert result.response == {"timers_rearmed": 0, "notifications_republished": 0}
 
@@ -191,6 +202,13 @@ EXPECTED: dict[str, Callable[[Invocation, LocalStack], None]] = {
     "reconciler_tick.json": _reconciler,
     "sqs_timer_batch.json": _worker,
     "sqs_webhook_batch.json": _webhook_sender,
+    "cloudwatch_eventbridge_alarm.json": _alarm_opens,
+    "cloudwatch_eventbridge_composite.json": _alarm_opens,
+    "cloudwatch_eventbridge_ok.json": _alarm_ok,
+    "cloudwatch_sns_alarm.json": _alarm_opens,
+    "cloudwatch_sns_composite.json": _alarm_opens,
+    "cloudwatch_sns_metric_math.json": _alarm_opens,
+    "cloudwatch_sns_ok.json": _alarm_ok,
 }
 
 
@@ -331,6 +349,7 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
         "TimerQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-TimerQueue-1",
         "NotificationsTopicArn": "arn:aws:sns:eu-west-1:1:prod-NotificationsTopic-1",
         "WebhookQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-WebhookQueue-1",
+        "AlarmIngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-AlarmIngestDLQ-1",
     }
     parameters = {"LogLevel": "DEBUG", "StageName": "v1", "ApiTokenSha256": "****", "LogRetentionDays": "30"}
     variables, unresolved = from_outputs(outputs, parameters)

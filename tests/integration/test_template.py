@@ -53,7 +53,9 @@ def test_every_route_in_the_code_is_declared_in_the_template_and_back(translated
     assert declared == in_code
 
 
-def test_only_health_and_the_signed_page_links_are_public(translated: dict[str, Any]) -> None:
+def test_only_health_pagerdutys_enqueue_and_the_signed_page_links_are_public(
+    translated: dict[str, Any],
+) -> None:
     body = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")[
         "Properties"
     ]["Body"]
@@ -63,8 +65,14 @@ def test_only_health_and_the_signed_page_links_are_public(translated: dict[str, 
         for m, op in methods.items()
         if "BearerTokenAuthorizer" not in str(op.get("security", []))
     }
-    # The page links carry their own credential (a signed, expiring token for one action).
-    assert public == {("GET", "/health"), ("GET", "/a/{token}"), ("POST", "/a/{token}")}
+    # /v2/enqueue carries its credential in the body (PagerDuty's routing_key), checked by the handler;
+    # the page links carry theirs in the path (a signed, expiring token for one action).
+    assert public == {
+        ("GET", "/health"),
+        ("POST", "/v2/enqueue"),
+        ("GET", "/a/{token}"),
+        ("POST", "/a/{token}"),
+    }
 
 
 def test_worker_queue_fits_the_worker(template: dict[str, Any]) -> None:

@@ -28,5 +28,9 @@ def sns_client(region: str, endpoint_url: str | None) -> SNSClient:
     return client
 
 
+def cloudwatch_client(region: str, endpoint_url: str | None) -> Any:
+    return _client("cloudwatch", region, endpoint_url)
+
+
 def forget_clients() -> None:
     _client.cache_clear()

@@ -78,7 +78,8 @@ def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
         labels=dict(body.labels),
         dedup_key=body.dedup_key,
     )
-    result = _service().create_incident(new, body.policy_id, actor(router, None), idempotency)  # type: ignore[arg-type]
+    new, policy_id = services().routing_rules().route_api_create(new, body.policy_id)
+    result = _service().create_incident(new, policy_id, actor(router, None), idempotency)  # type: ignore[arg-type]
     return Response(
         status_code=201 if result.created else 200,
         content_type="application/json",

@@ -325,6 +325,12 @@ class IncidentOut(BaseModel):
     sla: SlaOut
     allowed_actions: list[str]
     version: int
+    alert_count: int = Field(description="Alerts gathered by this incident (0: opened by hand)")
+    last_seen_at: str | None
+    previous_incident_id: str | None = Field(description="The last incident of this dedup key")
+    suppressed: bool = Field(description="Recorded but not paged (routing rule or maintenance)")
+    assignees: list[str]
+    runbooks: list[dict[str, Any]]
 
     @staticmethod
     def of(i: Incident) -> IncidentOut:
@@ -370,6 +376,12 @@ class IncidentOut(BaseModel):
             ),
             allowed_actions=allowed_actions(i.status),
             version=i.version,
+            alert_count=i.alert_count,
+            last_seen_at=_t(i.last_seen_at),
+            previous_incident_id=i.previous_incident_id,
+            suppressed=i.suppressed,
+            assignees=list(i.assignees),
+            runbooks=[dict(r) for r in i.runbooks],
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from incident_engine.domain.errors import Conflict
+from incident_engine.domain.errors import Conflict, InvalidTransition
 from incident_engine.domain.keys import key_part
 from incident_engine.domain.lifecycle import TERMINAL, Action, Status, ensure_allowed
 from incident_engine.domain.links import LinkMaker
@@ -50,6 +50,15 @@ class NewIncident:
     source: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     dedup_key: str | None = None
+    # From an alert or from routing rules (issue 9); an API create leaves the defaults.
+    alert: dict[str, Any] | None = None  # the alert's payload, bounded by its parser
+    previous_incident_id: str | None = None
+    suppressed: bool = False
+    suppress_reasons: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    runbooks: tuple[dict[str, Any], ...] = ()
+    routing_matches: tuple[dict[str, Any], ...] = ()  # each on the timeline, in order
+    maintenance: dict[str, Any] | None = None  # the window it opened in: its start and end
 
 
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
@@ -381,6 +390,13 @@ def open_incident(
         dedup_key=new.dedup_key,
         token=new_token(),
         version=0,
+        alert_count=1 if new.alert is not None else 0,
+        last_seen_at=now if new.alert is not None else None,
+        latest_alert=new.alert,
+        previous_incident_id=new.previous_incident_id,
+        suppressed=new.suppressed,
+        assignees=new.assignees,
+        runbooks=new.runbooks,
     )
     b = _Builder(incident, None, now, actor, base_url, action_links, view)
     b.event(
@@ -390,8 +406,16 @@ def open_incident(
         title=new.title,
         source=new.source,
         dedup_key=new.dedup_key,
+        previous_incident_id=new.previous_incident_id,
     )
-    if policy is not None:
+    for match in new.routing_matches:
+        b.event("routing_rule_matched", SYSTEM, **match)
+    if new.maintenance is not None:
+        b.event("maintenance_window", SYSTEM, **new.maintenance)
+    if new.suppressed:
+        # Recorded so nothing disappears, but no policy starts: nobody is paged.
+        b.event("suppressed", SYSTEM, reasons=list(new.suppress_reasons))
+    elif policy is not None:
         b.start(policy.snapshot(), immediately=False)
     b.change.dedup_claim = dedup_claim if new.dedup_key is not None else None
     return b.done()
@@ -428,6 +452,21 @@ def on_timer(
             b.set(status=Status.OPEN)
         return b.done()
     return None
+
+
+def append_alert(incident: Incident, alert: dict[str, Any], summary: str, by: str, now: datetime) -> Change:
+    """A repeat alert on an active incident: counted, its payload kept as the latest, on the
+    timeline. Conditional on the incident's version like every change."""
+    if incident.status in TERMINAL:
+        # The use case decides again: the key is free, so the alert opens a new incident.
+        raise InvalidTransition(
+            "the incident is closed; a new alert opens a new one", status=incident.status.value
+        )
+    b = _Builder(incident, incident.version, now, by, None)
+    count = max(incident.alert_count, 1) + 1
+    b.set(alert_count=count, last_seen_at=now, latest_alert=alert)
+    b.event("alert_received", alert_count=count, summary=summary)
+    return b.done()
 
 
 def acknowledge(incident: Incident, by: str, now: datetime) -> Change:

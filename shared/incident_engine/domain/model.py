@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,15 @@ class Incident:
     # Everyone paged so far, as (channel, recipient), so resolution notices reach them all.
     paged: tuple[tuple[str, str], ...] = ()
     version: int = 1
+    # Alerts in (issue 9): how many alerts this incident gathered, the latest one, and where
+    # routing sent it. ``alert_count`` is 0 for incidents a person opened through the API.
+    alert_count: int = 0
+    last_seen_at: datetime | None = None
+    latest_alert: dict[str, Any] | None = None  # the latest alert's payload, bounded by the parser
+    previous_incident_id: str | None = None  # the last incident of this dedup key, closed before
+    suppressed: bool = False  # recorded but never paged (a routing rule or a maintenance window)
+    assignees: tuple[str, ...] = ()
+    runbooks: tuple[dict[str, Any], ...] = ()  # {url, title, checklist}
 
 
 @dataclass(frozen=True)
@@ -152,3 +162,6 @@ class Change:
     # Bumped when the same change is sent again after DynamoDB cancelled it: a new request
     # then gets a new ClientRequestToken (a token names one request, byte for byte).
     attempt: int = 0
+    # Names this change apart from a concurrent one computed from the same version in the same
+    # microsecond (two repeat alerts): stored on the item, it tells "ours committed" from "theirs".
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))

@@ -83,7 +83,10 @@ def incident_pk(incident_id: str) -> str:
 def _request_token(change: Change) -> str:
     """ClientRequestToken (at most 36 characters): the same for every retry of one change."""
     incident = change.incident
-    seed = f"{incident.id}/{incident.version}/{incident.token}/{to_key(incident.updated_at)}/{change.attempt}"
+    seed = (
+        f"{incident.id}/{incident.version}/{incident.token}/{to_key(incident.updated_at)}"
+        f"/{change.nonce}/{change.attempt}"
+    )
     return hashlib.sha256(seed.encode()).hexdigest()[:36]
 
 
@@ -206,7 +209,7 @@ class IncidentRepository:
         request_token = _request_token(change)
         try:
             with TransactWrite(connection=self._connection, client_request_token=request_token) as tx:
-                tx.save(self._to_item(incident), condition=condition)
+                tx.save(self._to_item(incident, change.nonce), condition=condition)
                 roles.append("incident")
                 if change.dedup_claim and incident.dedup_key:
                     tx.update(
@@ -285,7 +288,14 @@ class IncidentRepository:
         raise exc
 
     def _committed(self, change: Change) -> bool:
-        stored = self.get(change.incident.id)
+        try:
+            item = IncidentItem.get(incident_pk(change.incident.id), META, consistent_read=True)
+        except DoesNotExist:
+            return False
+        if item.change_nonce is not None:
+            # Two changes from one version in one microsecond agree on all else: the nonce decides.
+            return item.change_nonce == change.nonce and int(item.version) == change.incident.version
+        stored = self._to_incident(item)
         return (
             stored is not None
             and stored.version == change.incident.version
@@ -338,6 +348,16 @@ class IncidentRepository:
         if not item.active:
             return None
         return DedupHolder(item.incident_id, parse_iso(item.claimed_at))
+
+    def dedup_record(self, dedup_key: str) -> tuple[DedupHolder | None, str | None]:
+        """The holder (as ``dedup_holder``) and the last incident the key pointed at: a released
+        DEDUP item keeps its incident id, so a new incident can link to the previous one."""
+        try:
+            item = DedupItem.get(f"DEDUP#{key_part(dedup_key)}", "DEDUP", consistent_read=True)
+        except DoesNotExist:
+            return None, None
+        holder = DedupHolder(item.incident_id, parse_iso(item.claimed_at)) if item.active else None
+        return holder, item.incident_id
 
     def active_incident_for_dedup_key(self, dedup_key: str) -> str | None:
         holder = self.dedup_holder(dedup_key)
@@ -700,7 +720,7 @@ class IncidentRepository:
     # --- mapping -------------------------------------------------------------------------------
 
     @staticmethod
-    def _to_item(incident: Incident) -> IncidentItem:
+    def _to_item(incident: Incident, change_nonce: str | None = None) -> IncidentItem:
         lifecycle: dict[str, str | None] = {k: _opt_key(getattr(incident, k)) for k in _LIFECYCLE_TIMES}
         lifecycle.update({k: getattr(incident, k) for k in _LIFECYCLE_TEXT})
         cursor = incident.escalation
@@ -738,6 +758,17 @@ class IncidentRepository:
             due_at=_opt_key(incident.due_at),
             paged=[list(p) for p in incident.paged] or None,
             version=incident.version,
+            change_nonce=change_nonce,
+            alert_count=incident.alert_count or None,
+            last_seen_at=_opt_key(incident.last_seen_at),
+            latest_alert=incident.latest_alert,
+            previous_incident_id=incident.previous_incident_id,
+            suppressed=incident.suppressed or None,
+            routing=(
+                {"assignees": list(incident.assignees), "runbooks": list(incident.runbooks)}
+                if incident.assignees or incident.runbooks
+                else None
+            ),
             created_key=f"{to_key(incident.created_at)}#{incident.id}",
             list_pk=keys.list_pk,
             status_pk=keys.status_pk,
@@ -756,6 +787,7 @@ class IncidentRepository:
         times: dict[str, Any] = {k: _opt_time(life.get(k)) for k in _LIFECYCLE_TIMES}
         texts: dict[str, Any] = {k: life.get(k) for k in _LIFECYCLE_TEXT}
         esc = item.escalation
+        routed: dict[str, Any] = item.routing or {}
         return Incident(
             id=item.incident_id,
             title=item.title,
@@ -775,6 +807,13 @@ class IncidentRepository:
             due_at=_opt_time(item.due_at),
             paged=tuple((p[0], p[1]) for p in (item.paged or [])),
             version=int(item.version),
+            alert_count=int(item.alert_count or 0),
+            last_seen_at=_opt_time(item.last_seen_at),
+            latest_alert=item.latest_alert,
+            previous_incident_id=item.previous_incident_id,
+            suppressed=bool(item.suppressed),
+            assignees=tuple(routed.get("assignees", ())),
+            runbooks=tuple(routed.get("runbooks", ())),
             **times,
             **texts,
         )

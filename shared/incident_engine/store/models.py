@@ -15,6 +15,8 @@ Config table:
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
   USER, TEAM, SCHEDULE, OVERRIDE#<schedule id>   see store/people.py and store/schedules.py
+  RULE / <rule id>          routing rules (disabled, never erased, by DELETE)
+  MAINT#<service id> / <start>#<window id>   a service's maintenance windows
   SECRET / SIGNING_KEY      the random HMAC key that signs list cursors (store/signing.py)
 
 Index partitions are sharded: `<facet>#<value>#<shard>` with shard = crc32(incident id) % SHARDS,
@@ -166,6 +168,14 @@ class IncidentItem(_IncidentsTable):
     due_at = UnicodeAttribute(null=True)
     paged = JSONText(null=True)
     version = NumberAttribute()
+    change_nonce = UnicodeAttribute(null=True)  # the Change that wrote this version (commit retries)
+    # alerts in (issue 9): absent on incidents opened by hand
+    alert_count = NumberAttribute(null=True)
+    last_seen_at = UnicodeAttribute(null=True)
+    latest_alert = JSONText(null=True)  # bounded by the parsers (MAX_RAW_BYTES)
+    previous_incident_id = UnicodeAttribute(null=True)
+    suppressed = BooleanAttribute(null=True)
+    routing = JSONText(null=True)  # {"assignees": [..], "runbooks": [..]} that routing rules gave
     # index keys: list/status/severity always; service/team when set; active_pk while not
     # terminal; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
@@ -342,6 +352,28 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
 )
 
 
+class RoutingRuleItem(ConfigItem, discriminator="routing_rule"):
+    """RULE / <rule id>: one partition, so one Query reads every rule an alert runs through."""
+
+    name = UnicodeAttribute()
+    body = JSONText()  # the rule document (domain/routing_documents.py rule_document)
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+
+
+class MaintenanceWindowItem(ConfigItem, discriminator="maintenance_window"):
+    """MAINT#<service id> / <start>#<window id>: one Query reads a service's windows in time order."""
+
+    window_id = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
 class SigningKeyItem(ConfigItem, discriminator="signing_key"):
     secret = UnicodeAttribute()  # hex; read only by store/signing.py
 
@@ -354,6 +386,8 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     IntegrationKeyItem,
     CredentialItem,
     WebhookItem,
+    RoutingRuleItem,
+    MaintenanceWindowItem,
     SigningKeyItem,
 )
 

@@ -99,11 +99,14 @@ class IncidentService:
         policy_id: str | None,
         actor: str,
         idempotency: IdempotencyRequest | None = None,
+        join: bool = True,
     ) -> CreateResult:
         """Open an incident, or join the active one holding ``new.dedup_key``.
 
         With an ``idempotency`` key, a retry of the same request gets the first answer back and
-        pages nobody again; the key is claimed before anything else is written.
+        pages nobody again; the key is claimed before anything else is written. With ``join``
+        False an active holder raises ``DedupKeyTaken`` instead: alert ingest then appends the
+        alert to it (counted, on its timeline) rather than joining silently.
         """
         claim: str | None = None
         if idempotency is not None:
@@ -111,7 +114,7 @@ class IncidentService:
             if replay is not None:
                 return replay
         try:
-            return self._create(new, policy_id, actor, idempotency, claim)
+            return self._create(new, policy_id, actor, idempotency, claim, join)
         except Exception:
             if idempotency is not None and claim is not None:
                 self._store.release_idempotency_claim(idempotency.key_hash, claim)
@@ -124,12 +127,13 @@ class IncidentService:
         actor: str,
         idempotency: IdempotencyRequest | None,
         idempotency_claim: str | None,
+        join: bool = True,
     ) -> CreateResult:
         new, service = self._with_service(new)
         dedup_claim: str | None = None
         scope = dedup_scope(new.service_id, new.dedup_key) if new.dedup_key else None
         if new.dedup_key and scope:
-            joined, dedup_claim = self._join_or_claim(scope, new.dedup_key, actor)
+            joined, dedup_claim = self._join_or_claim(scope, new.dedup_key, actor, join)
             if joined is not None:
                 if idempotency is not None and idempotency_claim is not None:
                     self._store.bind_idempotency_key(idempotency.key_hash, idempotency_claim, joined.id, 200)
@@ -168,13 +172,21 @@ class IncidentService:
                 ) from None
         raise Conflict("the store is too busy to open the incident now; retry", id=change.incident.id)
 
-    def _join_or_claim(self, scope: str, dedup_key: str, actor: str) -> tuple[Incident | None, str | None]:
+    def _join_or_claim(
+        self, scope: str, dedup_key: str, actor: str, join: bool = True
+    ) -> tuple[Incident | None, str | None]:
         """The active incident holding the key (joined), or a fresh claim on it (its nonce)."""
         for _ in range(CLAIM_POLLS):
             holder = self._store.dedup_holder(scope)
             now = self._clock.now()
             if holder is not None and holder.incident_id is not None:
-                existing = self._existing_for(holder.incident_id, dedup_key, actor)
+                if not join:
+                    active = self._store.get(holder.incident_id)
+                    if active is not None and active.status not in TERMINAL:
+                        raise DedupKeyTaken(dedup_key)
+                    existing = None
+                else:
+                    existing = self._existing_for(holder.incident_id, dedup_key, actor)
                 if existing is not None:
                     return existing, None
             if holder is None or holder.incident_id is not None or now - holder.claimed_at > CLAIM_STALE:
@@ -272,6 +284,21 @@ class IncidentService:
             if incident.paged and incident.status not in TERMINAL
             else []
         )
+
+    def append_alert(self, incident: Incident, alert: dict[str, Any], summary: str, by: str) -> Incident:
+        """A repeat alert on ``incident``: one transaction conditional on its version. Raises
+        ``VersionConflict`` (someone changed it: decide again) or ``InvalidTransition`` (closed)."""
+        change = engine.append_alert(incident, alert, summary, by, self._clock.now())
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                self._store.commit(change)
+            except TransientConflict:
+                back_off(attempt)  # nothing was written: the same change again
+                change.attempt += 1
+                continue
+            self._dispatcher.after_commit(change)
+            return change.incident
+        raise Conflict("the store is too busy to record the alert now; retry", id=incident.id)
 
     def add_note(self, incident_id: str, text: str, by: str) -> TimelineEvent:
         incident = self.get_incident(incident_id)

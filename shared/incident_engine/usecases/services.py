@@ -56,6 +56,9 @@ class ServiceCatalog:
             raise NotFound(f"service {service_id} not found", id=service_id)
         return service
 
+    def service_or_none(self, service_id: str) -> Service | None:
+        return self._store.get(service_id)
+
     def list_services(self, include_disabled: bool) -> list[Service]:
         services, _ = self._store.catalog()
         kept = [s for s in services if include_disabled or s.enabled]

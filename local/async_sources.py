@@ -1,0 +1,129 @@
+"""SNS and EventBridge event sources of the local stack, wired as template.yaml declares them.
+
+For each function's `SNS` event an SQS queue is subscribed to the topic, and for each
+`EventBridgeRule` event a rule with the template's pattern on the default bus gets an SQS
+target. `poll()` turns each queued message into the event Lambda would get (the SNS record, or
+the EventBridge event itself) and invokes the function; a failing invocation is retried up to the
+function's MaximumRetryAttempts, then sent to its OnFailure queue, as Lambda's async invoke does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from local.runtime import invoke
+from local.template import FunctionSpec, LocalStack
+
+RETRY_VISIBILITY_SECONDS = 1  # the pause before a failed invocation is tried again
+
+
+@dataclass(frozen=True)
+class Feed:
+    spec: FunctionSpec
+    kind: str  # "sns" | "eventbridge"
+    queue_url: str
+    source_arn: str  # the topic, or the rule
+    subscription_arn: str | None = None
+
+
+class AsyncSources:
+    def __init__(self, session: Any, stack: LocalStack, endpoint_url: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"region_name": stack.region}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        self.sqs = session.client("sqs", **kwargs)
+        sns = session.client("sns", **kwargs)
+        events = session.client("events", **kwargs)
+        self.stack = stack
+        self.feeds: list[Feed] = []
+        for spec in stack.functions.values():
+            for topic in spec.sns_topics:
+                url, arn = self._queue(f"{spec.logical_id}-{topic}-feed")
+                topic_arn = stack.physical[topic]
+                sub = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+                self.feeds.append(Feed(spec, "sns", url, topic_arn, sub))
+            for n, pattern in enumerate(spec.event_patterns):
+                name = f"{stack.stack_name}-{spec.logical_id}-rule{n}"
+                url, arn = self._queue(f"{spec.logical_id}-rule{n}-feed")
+                rule_arn = events.put_rule(Name=name, EventPattern=pattern, State="ENABLED")["RuleArn"]
+                events.put_targets(Rule=name, Targets=[{"Id": "function", "Arn": arn}])
+                self.feeds.append(Feed(spec, "eventbridge", url, rule_arn))
+
+    def _queue(self, suffix: str) -> tuple[str, str]:
+        url = self.sqs.create_queue(QueueName=f"{self.stack.stack_name}-{suffix}")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return url, arn
+
+    def poll(self) -> bool:
+        """Deliver what is waiting on every feed once; True when anything was delivered."""
+        busy = False
+        for feed in self.feeds:
+            got = self.sqs.receive_message(
+                QueueUrl=feed.queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+            ).get("Messages", [])
+            for message in got:
+                busy = True
+                self._deliver(feed, message)
+        return busy
+
+    def _deliver(self, feed: Feed, message: dict[str, Any]) -> None:
+        body = json.loads(message["Body"])
+        event = sns_event(body, feed.subscription_arn or "") if feed.kind == "sns" else body
+        try:
+            invoke(feed.spec, event)
+        except Exception as exc:
+            tries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            if tries <= feed.spec.max_retry_attempts:
+                self.sqs.change_message_visibility(
+                    QueueUrl=feed.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=RETRY_VISIBILITY_SECONDS,
+                )
+                return
+            self._on_failure(feed, event, exc)
+        self.sqs.delete_message(QueueUrl=feed.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _on_failure(self, feed: Feed, event: Any, exc: Exception) -> None:
+        if feed.spec.on_failure_queue is None:
+            return  # Lambda drops it too
+        record = {  # the shape of Lambda's OnFailure destination record, trimmed
+            "requestContext": {
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": feed.spec.max_retry_attempts + 1,
+            },
+            "requestPayload": event,
+            "responsePayload": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+        }
+        url = self.stack.physical[feed.spec.on_failure_queue]
+        self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record, default=str))
+
+
+def sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
+    """The Lambda SNS event for one notification (SNS's SQS envelope carries the same fields)."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": envelope.get("Type", "Notification"),
+                    "MessageId": envelope.get("MessageId", str(uuid.uuid4())),
+                    "TopicArn": envelope.get("TopicArn"),
+                    "Subject": envelope.get("Subject"),
+                    "Message": envelope.get("Message"),
+                    "Timestamp": envelope.get("Timestamp"),
+                    "SignatureVersion": envelope.get("SignatureVersion", "1"),
+                    "Signature": envelope.get("Signature", ""),
+                    "SigningCertUrl": envelope.get("SigningCertURL", ""),
+                    "UnsubscribeUrl": envelope.get("UnsubscribeURL", ""),
+                    "MessageAttributes": envelope.get("MessageAttributes", {}),
+                },
+            }
+        ]
+    }

@@ -1,0 +1,75 @@
+"""The local stack's SNS and EventBridge sources on moto: a message published to the AlarmTopic and
+an event put on the default bus reach the alarm ingest function as the template wires them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import time_machine
+
+from local.async_sources import RETRY_VISIBILITY_SECONDS, AsyncSources
+from local.template import LocalStack
+from tests.support import Api, load_event
+
+
+def incidents(api: Api) -> list[dict[str, Any]]:
+    return [api.ok("GET", f"/incidents/{i['id']}") for i in api.ok("GET", "/incidents")["items"]]
+
+
+def test_topic_and_bus_deliver_alarms_to_the_function(aws: LocalStack, api: Api) -> None:
+    # Given the sources wired from the template
+    sources = AsyncSources(boto3.Session(), aws)
+    sns = boto3.client("sns", region_name=aws.region)
+    events = boto3.client("events", region_name=aws.region)
+    # When an alarm notification is published to the topic
+    message = load_event("cloudwatch_sns_alarm.json")["Records"][0]["Sns"]["Message"]
+    sns.publish(TopicArn=aws.outputs["AlarmTopicArn"], Message=message, Subject="ALARM")
+    assert sources.poll()
+    # Then one incident opens
+    [incident] = incidents(api)
+    assert incident["status"] != "resolved" and incident["dedup_key"].endswith(":alarm:checkout-api-5xx")
+    # When the OK state change is put on the default bus
+    ok = load_event("cloudwatch_eventbridge_ok.json")
+    entry = {
+        "Source": ok["source"],
+        "DetailType": ok["detail-type"],
+        "Detail": json.dumps(ok["detail"]),
+        "Resources": ok["resources"],
+    }
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    assert sources.poll()
+    # Then it resolves; and an event of another kind matches no rule
+    [incident] = incidents(api)
+    assert incident["status"] == "resolved"
+    events.put_events(Entries=[{**entry, "DetailType": "EC2 Instance State-change Notification"}])
+    assert not sources.poll()
+
+
+def test_a_failing_invocation_is_retried_then_sent_to_the_on_failure_queue(
+    aws: LocalStack, monkeypatch: Any, clock: time_machine.Traveller
+) -> None:
+    # Given a function that keeps failing (the store is down)
+    sources = AsyncSources(boto3.Session(), aws)
+    calls: list[Any] = []
+
+    def broken(spec: Any, event: Any) -> Any:
+        calls.append(event)
+        raise RuntimeError("store unavailable")
+
+    monkeypatch.setattr("local.async_sources.invoke", broken)
+    sns = boto3.client("sns", region_name=aws.region)
+    sns.publish(TopicArn=aws.outputs["AlarmTopicArn"], Message="{}")
+    # When the feed is polled, each retry once its pause has passed (a hang guard bounds it)
+    for _ in range(10):
+        if not sources.poll():
+            break
+        clock.shift(RETRY_VISIBILITY_SECONDS + 1)
+    # Then it was tried 1 + MaximumRetryAttempts times, then parked with the reason
+    assert len(calls) == aws.function("AlarmIngestFunction").max_retry_attempts + 1
+    sqs = boto3.client("sqs", region_name=aws.region)
+    got = sqs.receive_message(QueueUrl=aws.physical["AlarmIngestDeadLetterQueue"])["Messages"]
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["responsePayload"]["errorMessage"] == "store unavailable"
