@@ -38,6 +38,10 @@ class InvocationError(Exception):
     """The handler raised; str() is its message, as Lambda reports it."""
 
 
+class NotDelivered(ConnectionError):
+    """The container died before the request was written to it: nothing ran."""
+
+
 class _Container:
     """One container process; one invocation at a time."""
 
@@ -64,8 +68,11 @@ class _Container:
             "timeout": spec.timeout,
             "event": event,
         }
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise NotDelivered(f"container {self.number} was gone before the request reached it") from exc
         # The function's timeout, plus a cold start's imports.
         ready, _, _ = select.select([self.process.stdout], [], [], spec.timeout + 30)
         if not ready:
@@ -105,6 +112,15 @@ class ContainerPool:
             return container
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        try:
+            return self._invoke_once(spec, event)
+        except NotDelivered as exc:
+            # Died while idle, unnoticed until the write: the request never ran, so a fresh container
+            # may take it (a request that reached a container is never sent twice).
+            self.log(f"{exc}; the request goes to a new one")
+            return self._invoke_once(spec, event)
+
+    def _invoke_once(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
         container = self._idle.get()
         try:
             if container is not None and not container.alive():
