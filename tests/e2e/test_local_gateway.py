@@ -25,7 +25,6 @@ LOG = Path(__file__).resolve().parents[2] / ".pytest_cache" / "e2e-local-gateway
 HANG = 120  # seconds: a guard against a hang, never a bound on how fast anything must be
 READ_TIMEOUT = 2  # seconds the gateway gives a client to send its request (LOCAL_READ_TIMEOUT)
 # These find the stack's processes and sockets in /proc.
-needs_proc = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +149,6 @@ def pending_requests_from(pids: list[int], port: int) -> bool:
     )
 
 
-@needs_proc
 def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     pid = stack.process.pid
@@ -176,7 +174,6 @@ def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     assert [status for status, _ in answers] == [200]
 
 
-@needs_proc
 def test_a_killed_api_container_is_replaced(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     containers = children(stack.process.pid, "local.container")
@@ -197,7 +194,6 @@ def test_a_killed_api_container_is_replaced(stack: LocalStackProcess) -> None:
     assert "died (exit code -9); starting another" in LOG.read_text()
 
 
-@needs_proc
 def test_a_killed_worker_is_restarted_and_levels_fire_again(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     pid = stack.process.pid
