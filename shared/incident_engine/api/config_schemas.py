@@ -27,7 +27,7 @@ from incident_engine.domain.schedules import (
     Schedule,
     Shift,
 )
-from incident_engine.domain.text import line_problem
+from incident_engine.domain.text import EMAIL_PATTERN, line_problem
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.domain.urls import UrlRefused, check_url
 from incident_engine.settings import get_settings
@@ -53,14 +53,13 @@ Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 Email = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True,
         to_lower=True,
         max_length=254,
-        pattern=rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$",
+        pattern=EMAIL_PATTERN,
     ),
 ]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]

@@ -22,7 +22,7 @@ from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Level, Policy, Repeat, Target
 from incident_engine.domain.severity import Severity
-from incident_engine.domain.text import block_problem, line_problem
+from incident_engine.domain.text import EMAIL_PATTERN, block_problem, line_problem
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.domain.urls import UrlRefused, check_url
 from incident_engine.settings import get_settings
@@ -58,9 +58,7 @@ Email = Annotated[
     StringConstraints(
         strip_whitespace=True,
         max_length=254,
-        # A practical subset of RFC 5321: no quoting, no comments, no angle brackets or NULs.
-        pattern=r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        pattern=EMAIL_PATTERN,
     ),
 ]
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line)]

@@ -36,3 +36,9 @@ def block_problem(text: str) -> str | None:
 def quoted_block(text: str, prefix: str = "  | ") -> list[str]:
     """Free text as lines that each start with ``prefix``, so none can pass for ours."""
     return [prefix + line for line in text.splitlines() or [""]]
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The one e-mail shape every input takes: a practical subset of RFC 5321 (no quoting, no comments,
+# no angle brackets or NULs), so an address cannot carry markup or control characters into a page.
+EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
