@@ -4,8 +4,8 @@ The gateway keeps a pool of these processes so that API requests run side by sid
 concurrent invocations in separate containers. In one process they could not: Powertools' resolver
 keeps the current event on the module's app object, so two requests in flight would share it.
 
-Protocol, one JSON line each way: {"module", "handler", "name", "timeout", "event"} in,
-{"result": ...} or {"error": message, "type": exception class} out.
+Protocol, JSON lines: {"module", "handler", "name", "timeout", "event"} in; {"received": true} out
+as soon as it is read, then {"result": ...} or {"error": message, "type": exception class} out.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def main() -> int:
     handlers: dict[tuple[str, str], Handler] = {}
     for line in sys.stdin:
         request = json.loads(line)
+        # The receipt: past this point the gateway never sends the request elsewhere.
+        replies.write('{"received": true}\n')
+        replies.flush()
         reply: dict[str, Any]
         try:
             key = (request["module"], request["handler"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import queue
 import re
 import select
@@ -32,6 +33,7 @@ NO_ROUTE = {"message": "Missing Authentication Token"}  # what API Gateway says 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway REST's payload limit
 DIGITS = re.compile(r"[0-9]+")
 ALLOWED = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
+RECEIPT_TIMEOUT = 120  # seconds for a container to read a request: a guard against a hang, never a pace
 
 
 class InvocationError(Exception):
@@ -52,9 +54,10 @@ class _Container:
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
+            bufsize=0,  # replies are read from the pipe itself, so select() sees every byte not yet read
             start_new_session=True,  # the stack's Ctrl-C handling stops it, in order
         )
+        self._pending = b""  # bytes read past the end of the last reply line
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -69,21 +72,38 @@ class _Container:
             "event": event,
         }
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
+            data = memoryview(json.dumps(request).encode() + b"\n")
+            while data:  # an unbuffered pipe may take a large request in parts
+                data = data[self.process.stdin.write(data) or 0 :]
         except (BrokenPipeError, ValueError) as exc:
             raise NotDelivered(f"container {self.number} was gone before the request reached it") from exc
-        # The function's timeout, plus a cold start's imports.
-        ready, _, _ = select.select([self.process.stdout], [], [], spec.timeout + 30)
-        if not ready:
-            raise TimeoutError(f"{spec.logical_id} did not answer within its timeout")
-        line = self.process.stdout.readline()
+        # A process whose main thread is dead can still hold its stdin open while its other threads
+        # exit, so a write that succeeds proves nothing: the container confirms it read the request
+        # before the handler runs. No receipt means the handler never ran and the request may go on.
+        if not self._read_line(spec, RECEIPT_TIMEOUT):
+            raise NotDelivered(f"container {self.number} exited before it read the request")
+        line = self._read_line(spec, spec.timeout + 30)  # the function's timeout, plus a cold start's imports
         if not line:
             raise ConnectionError(f"container {self.number} exited (code {self.process.wait()})")
         reply = json.loads(line)
         if "error" in reply:
             raise InvocationError(reply["error"])
         return reply["result"]
+
+    def _read_line(self, spec: FunctionSpec, timeout: float) -> str:
+        """The next line the container wrote, or "" if it exited first."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"{spec.logical_id} did not answer within its timeout")
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return ""
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return line.decode("utf-8")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -104,6 +124,7 @@ class ContainerPool:
             self._idle.put(None)  # a slot with no container started yet
         self._started: list[_Container] = []
         self._lock = threading.Lock()
+        self.size = size
 
     def _start(self) -> _Container:
         with self._lock:
@@ -112,13 +133,14 @@ class ContainerPool:
             return container
 
     def invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
-        try:
-            return self._invoke_once(spec, event)
-        except NotDelivered as exc:
-            # Died while idle, unnoticed until the write: the request never ran, so a fresh container
-            # may take it (a request that reached a container is never sent twice).
-            self.log(f"{exc}; the request goes to a new one")
-            return self._invoke_once(spec, event)
+        # Every idle container may have died unnoticed (killed together), so the request may meet
+        # each of them in turn before a fresh one takes it; one more try is the fresh one.
+        for _ in range(self.size):
+            try:
+                return self._invoke_once(spec, event)
+            except NotDelivered:
+                continue  # the request never ran, so another container may take it
+        return self._invoke_once(spec, event)
 
     def _invoke_once(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
         container = self._idle.get()
@@ -130,6 +152,13 @@ class ContainerPool:
             if container is None:
                 container = self._start()
             return container.call(spec, event)
+        except NotDelivered:
+            if container is not None:
+                container.stop()
+                code = container.process.returncode
+                self.log(f"api container {container.number} died (exit code {code}); starting another")
+                container = None
+            raise
         except (OSError, ValueError):  # died or hung mid-invocation: Lambda would drop it too
             if container is not None:
                 self.log(f"api container {container.number} failed mid-invocation; it is replaced")

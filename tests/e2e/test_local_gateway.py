@@ -178,17 +178,11 @@ def test_a_killed_api_container_is_replaced(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     containers = children(stack.process.pid, "local.container")
     assert containers  # earlier requests started some
+    # Given every container is killed (SIGKILL: none runs another instruction once os.kill returns)
     for pid in containers:
         os.kill(pid, signal.SIGKILL)
-
-    def dead(pid: int) -> bool:  # a zombie or gone: not merely on its way out
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-
-    # When requests come after every container has died, Then they are answered by new ones
-    wait_for(lambda: all(dead(pid) for pid in containers), HANG, "the killed containers to die")
+    # When requests come at once, while the dead may still hold their pipes open,
+    # Then they are answered by new containers: a request no container read is given to another
     assert stack.call("GET", "/health", token=None) == (200, {"status": "ok"})
     assert stack.call("GET", "/incidents")[0] == 200
     assert "died (exit code -9); starting another" in LOG.read_text()
