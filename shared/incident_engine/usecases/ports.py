@@ -153,3 +153,19 @@ class NotificationPublisher(Protocol):
     def publish_all(self, notifications: list[Notification]) -> PublishResult:
         """Publish each; say which SNS accepted (the rest stay pending for the reconciler)."""
         ...
+
+
+class SubscriptionRefused(Exception):
+    """SNS refused to subscribe the address itself (bad input, not a passing failure)."""
+
+
+class SubscriptionUnavailable(Exception):
+    """SNS could not be asked now (throttled, unreachable); the same request may work later."""
+
+
+class ContactSubscriptions(Protocol):
+    """A user's e-mail and SMS contact methods as subscriptions to the notifications topic."""
+
+    def subscribe(self, channel: str, address: str) -> str: ...
+    def status(self, arn: str) -> str: ...
+    def unsubscribe(self, arn: str) -> bool: ...
