@@ -235,3 +235,34 @@ def test_an_address_sns_refuses_is_a_422_naming_it_and_nothing_is_saved(
     status, body = api.call("POST", "/users", user_body())
     assert status == 422 and body["field"] == "contact_methods.0.address"
     assert api.ok("GET", "/users")["items"] == []
+
+
+def test_an_address_subscribed_by_hand_with_another_filter_is_adopted_not_refused(
+    aws: LocalStack, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an operator subscribed Ann's address earlier with a filter of their own
+    sns = boto3.client("sns", region_name=aws.region)
+    topic = aws.physical["NotificationsTopic"]
+    by_hand = sns.subscribe(
+        TopicArn=topic,
+        Protocol="email",
+        Endpoint="ann@example.com",
+        Attributes={"FilterPolicy": json.dumps({"recipient": ["ann@example.com"]})},
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    # and SNS, as AWS does, refuses the same endpoint with other attributes
+    from moto.sns.exceptions import SNSInvalidParameter
+
+    original = SNSBackend.subscribe
+
+    def strict(self: SNSBackend, topic_arn: str, endpoint: str, protocol: str) -> Any:
+        if self._find_subscription(topic_arn, endpoint, protocol):
+            raise SNSInvalidParameter(
+                "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
+            )
+        return original(self, topic_arn, endpoint, protocol)
+
+    monkeypatch.setattr(SNSBackend, "subscribe", strict)
+    # When the user is saved, that subscription becomes the method's
+    created = api.ok("POST", "/users", user_body(sms=None), expect=201)
+    assert created["contact_methods"][0]["subscription"]["arn"] == by_hand

@@ -53,12 +53,32 @@ class SnsContactSubscriptions:
             )
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
+            message = str(exc.response.get("Error", {}).get("Message", code))
+            if code in REFUSALS and "already exists" in message:
+                # Subscribed before with other attributes (by hand, as this README once advised):
+                # that subscription is the address's, and it is kept as it is.
+                existing = self._find(channel, address)
+                if existing is not None:
+                    return existing
             if code in REFUSALS:
-                raise SubscriptionRefused(str(exc.response.get("Error", {}).get("Message", code))) from exc
+                raise SubscriptionRefused(message) from exc
             raise SubscriptionUnavailable(code) from exc
         except (BotoCoreError, OSError) as exc:
             raise SubscriptionUnavailable(type(exc).__name__) from exc
         return str(answer["SubscriptionArn"])
+
+    def _find(self, channel: str, address: str) -> str | None:
+        try:
+            pages = self._client.get_paginator("list_subscriptions_by_topic").paginate(
+                TopicArn=self._topic_arn
+            )
+            for page in pages:
+                for sub in page.get("Subscriptions", []):
+                    if sub.get("Protocol") == PROTOCOLS[channel] and sub.get("Endpoint") == address:
+                        return str(sub["SubscriptionArn"])
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise SubscriptionUnavailable(type(exc).__name__) from exc
+        return None
 
     def status(self, arn: str) -> str:
         """pending_confirmation | confirmed | unsubscribed (gone: unsubscribed by us or by the
