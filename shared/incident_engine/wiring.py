@@ -126,10 +126,17 @@ class Services:
         return self.config_stores.users
 
     def config_service(self) -> ConfigService:
+        from incident_engine.adapters.subscriptions import SnsContactSubscriptions
         from incident_engine.usecases.config import ConfigService
 
         stores = self.config_stores
-        return ConfigService(stores.users, stores.teams, stores.schedules, self.policies_store, self.clock)
+        subscriptions = SnsContactSubscriptions(
+            sns_client(self.settings.region, self.settings.endpoint_url),
+            self.settings.notifications_topic_arn,
+        )
+        return ConfigService(
+            stores.users, stores.teams, stores.schedules, self.policies_store, self.clock, subscriptions
+        )
 
     def maintenance_windows(self) -> MaintenanceWindows:
         return MaintenanceWindows(MaintenanceWindowRepository(), self.service_catalog(), self.clock)

@@ -33,11 +33,18 @@ def test_create_get_and_list_a_user(api: Api) -> None:
     created = api.ok("POST", "/users", ann(), expect=201)
     assert created["id"].startswith("usr_") and created["version"] == 1 and created["enabled"] is True
     assert created["email"] == "ann@example.com"  # addresses are compared lower-case
+    # E-mail and SMS methods are subscribed to the notifications topic (moto confirms at once)
+    sms_sub, mail_sub = (created["contact_methods"][i].pop("subscription") for i in (0, 1))
+    assert sms_sub["status"] == mail_sub["status"] == "confirmed" and sms_sub["arn"] != mail_sub["arn"]
+    assert created["contact_methods"][2].pop("subscription") is None
     assert created["contact_methods"] == [
         {"type": "sms", "address": "+14155550100", "delay_minutes": 0.0},
         {"type": "email", "address": "ann@example.com", "delay_minutes": 5.0},
         {"type": "slack", "address": "https://hooks.slack.com/services/T000/B000/XXXX", "delay_minutes": 0.0},
     ]
+    created["contact_methods"][0]["subscription"] = sms_sub
+    created["contact_methods"][1]["subscription"] = mail_sub
+    created["contact_methods"][2]["subscription"] = None
     assert api.ok("GET", f"/users/{created['id']}") == created
     assert api.ok("GET", "/users") == {"items": [created], "next_cursor": None}
     stored = UserItem.get("USER", created["id"], consistent_read=True)

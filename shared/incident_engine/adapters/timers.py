@@ -15,15 +15,21 @@ MAX_DELAY_SECONDS = 900  # SQS's ceiling; longer waits hop
 
 
 def encode_timer(message: TimerMessage) -> str:
-    return json.dumps(
-        {"incident_id": message.incident_id, "token": message.token, "due_at": to_key(message.due_at)},
-        separators=(",", ":"),
-    )
+    body = {"incident_id": message.incident_id, "token": message.token, "due_at": to_key(message.due_at)}
+    if message.page is not None:
+        body["page"] = message.page  # a delayed contact's page: its outbox row's dedup id
+    return json.dumps(body, separators=(",", ":"))
 
 
 def decode_timer(body: str) -> TimerMessage:
     data = json.loads(body)
-    return TimerMessage(str(data["incident_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
+    page = data.get("page")
+    return TimerMessage(
+        str(data["incident_id"]),
+        str(data["token"]),
+        parse_iso(str(data["due_at"])),
+        page=None if page is None else str(page),
+    )
 
 
 class EscalationTimerQueue:

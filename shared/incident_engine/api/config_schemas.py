@@ -181,10 +181,39 @@ class TeamIn(_In):
         return Team(id="", name=self.name, members=tuple(self.members))
 
 
+class SubscriptionOut(_Out):
+    status: str = Field(
+        description="pending_confirmation (e-mail: until the recipient confirms) | confirmed | "
+        "unsubscribed | unknown (SNS did not answer)"
+    )
+    arn: str | None = None
+    message: str | None = None
+
+    @staticmethod
+    def of(c: ContactMethod) -> SubscriptionOut | None:
+        if not c.subscription_arn:
+            return None
+        status = c.subscription_status or "unknown"
+        message = None
+        if status == "pending_confirmation" and c.type == "email":
+            message = (
+                f"AWS sent a confirmation e-mail to {c.address}: the recipient must open it and confirm "
+                "the subscription before any page reaches this address"
+            )
+        elif status == "unsubscribed":
+            message = (
+                "no longer subscribed: pages do not reach this address (save the user again to subscribe)"
+            )
+        return SubscriptionOut(status=status, arn=c.subscription_arn, message=message)
+
+
 class ContactMethodOut(_Out):
     type: str
     address: str
     delay_minutes: float
+    subscription: SubscriptionOut | None = Field(
+        default=None, description="E-mail and SMS: the subscription to the notifications topic"
+    )
 
 
 class UserOut(_Out):
@@ -206,7 +235,12 @@ class UserOut(_Out):
             email=u.email,
             time_zone=u.time_zone,
             contact_methods=[
-                ContactMethodOut(type=c.type, address=c.address, delay_minutes=c.delay_minutes)
+                ContactMethodOut(
+                    type=c.type,
+                    address=c.address,
+                    delay_minutes=c.delay_minutes,
+                    subscription=SubscriptionOut.of(c),
+                )
                 for c in u.contact_methods
             ],
             enabled=u.enabled,

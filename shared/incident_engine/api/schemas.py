@@ -442,7 +442,11 @@ class NotificationOut(BaseModel):
     loop: int | None
     recipient: str
     channel: str
-    status: str = Field(description="pending | sent | superseded (closed first) | parked (kept failing)")
+    status: str = Field(
+        description="pending | sent | superseded (closed first) | parked (kept failing); scheduled (a "
+        "contact's delay_minutes holds it until due_at; superseded if acknowledged, snoozed, resolved "
+        "or cancelled first)"
+    )
     dedup_id: str
     subject: str
     created_at: str
@@ -451,6 +455,7 @@ class NotificationOut(BaseModel):
     last_error: str | None
     delivery_attempts: int = Field(description="Webhook POSTs made (webhook rows)")
     last_http_status: int | None = Field(description="The webhook's last answer (webhook rows)")
+    due_at: str | None = Field(default=None, description="A delayed contact's page: when it is due")
 
     @staticmethod
     def of(n: Notification) -> NotificationOut:
@@ -469,6 +474,7 @@ class NotificationOut(BaseModel):
             last_error=n.last_error,
             delivery_attempts=n.delivery_attempts,
             last_http_status=n.last_http_status,
+            due_at=_t(n.due_at),
         )
 
 

@@ -21,18 +21,22 @@ from incident_engine.domain.model import (
     EscalationRecord,
     Incident,
     Notification,
+    ScheduledPage,
     TimelineEvent,
     TimerMessage,
 )
 from incident_engine.domain.notifications import render_closure, render_page
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.severity import DEFAULT_SLAS, Severity
-from incident_engine.domain.targets import ConfigView, expand_targets
+from incident_engine.domain.targets import ConfigView, Recipient, expand_targets
 
 SYSTEM = "system"
 # Outbox rows one fire may write, with the incident, its events and records, inside one transaction.
 MAX_RECIPIENTS_PER_FIRE = 80
 MAX_SUPERSEDED = 25
+# Delayed pages one incident may have waiting at once, so that an acknowledge retires them all
+# in its one transaction.
+MAX_SCHEDULED = 40
 
 
 def new_token() -> str:
@@ -222,26 +226,31 @@ class _Builder:
         executed = self.pending_record("executed")
         if executed is not None:
             self.put_record(replace(executed, recipients=tuple(r.to_dict() for r in recipients)))
-        for recipient in recipients:
+        now_paged, delayed = self.schedule_delayed(recipients, level, loop, fired_token)
+        for recipient in now_paged:
             self.change.outbox.append(
                 self.page_row(recipient.channel, recipient.address, level, loop, fired_token)
             )
         paged = list(self.incident.paged)
-        for recipient in recipients:
+        for recipient in now_paged:
             if (recipient.channel, recipient.address) not in paged:
                 paged.append((recipient.channel, recipient.address))
         self.set(
             escalation=replace(cur, level=level, loop=loop, next_level=None),
             paged=tuple(paged),
         )
+        data: dict[str, Any] = {}
+        if delayed:
+            data["delayed"] = delayed
         self.event(
             "level_fired",
             SYSTEM,
             level=level,
             loop=loop,
-            recipients=[r.address for r in recipients],
-            why=[r.why.to_dict() for r in recipients],
+            recipients=[r.address for r in now_paged],
+            why=[r.why.to_dict() for r in now_paged],
             fencing_token=fired_token,
+            **data,
         )
         following = _plan_next(policy, level, loop)
         if following is None:
@@ -251,6 +260,68 @@ class _Builder:
         else:
             next_level, next_loop, wait = following
             self.arm(next_level, next_loop, self.now if expansion.nobody else self.now + wait)
+
+    def schedule_delayed(
+        self, recipients: list[Recipient], level: int, loop: int, fired_token: str
+    ) -> tuple[list[Recipient], list[dict[str, Any]]]:
+        """Split a fire's recipients: those paged now, and each delayed contact's page, written
+        ``scheduled`` (due ``delay_minutes`` after this fire) with a timer of its own.
+
+        A contact whose page is already scheduled keeps that earlier one (a level firing again,
+        a repeat, never doubles it). On an acknowledged incident (a policy that pages on after an
+        acknowledge) the delayed contact is not reached: its row says ``superseded``. Past
+        MAX_SCHEDULED outstanding pages a delayed contact is paged at once instead (never lost).
+        """
+        now_paged: list[Recipient] = []
+        delayed: list[dict[str, Any]] = []
+        scheduled = list(self.incident.scheduled)
+        waiting = {(s.channel, s.address) for s in scheduled}
+        acknowledged = self.incident.status is Status.ACKNOWLEDGED
+        for r in recipients:
+            if r.delay_minutes <= 0:
+                now_paged.append(r)
+                continue
+            note: dict[str, Any] = {
+                "channel": r.channel,
+                "address": r.address,
+                "delay_minutes": r.delay_minutes,
+                "why": r.why.to_dict(),
+            }
+            if (r.channel, r.address) in waiting:
+                delayed.append({**note, "outcome": "already_scheduled"})
+                continue
+            if not acknowledged and len(scheduled) >= MAX_SCHEDULED:
+                delayed.append({**note, "outcome": "paged_now"})
+                now_paged.append(r)
+                continue
+            due = self.now + timedelta(minutes=r.delay_minutes)
+            row = self.page_row(r.channel, r.address, level, loop, fired_token)
+            status = "superseded" if acknowledged else "scheduled"
+            self.change.outbox.append(replace(row, status=status, due_at=due))
+            delayed.append({**note, "outcome": status, "due_at": due, "dedup_id": row.dedup_id})
+            if not acknowledged:
+                scheduled.append(ScheduledPage(row.dedup_id, r.channel, r.address, due))
+                waiting.add((r.channel, r.address))
+                self.change.page_timers.append(
+                    TimerMessage(self.incident.id, fired_token, due, page=row.dedup_id)
+                )
+        self.set(scheduled=tuple(scheduled))
+        return now_paged, delayed
+
+    def retire_scheduled(self, budget: int) -> int:
+        """Stop every delayed page still waiting: none is sent after this change commits.
+
+        Up to ``budget`` rows are marked ``superseded`` in this very transaction; any beyond it
+        leave the incident's list all the same, so their timer finds them unlisted and retires
+        them then. Returns how many rows this change retires."""
+        waiting = self.incident.scheduled
+        if not waiting:
+            return 0
+        retired = [s.dedup_id for s in waiting[: max(0, budget)]]
+        self.change.retired.extend(retired)
+        self.set(scheduled=())
+        self.event("delayed_pages_superseded", SYSTEM, dedup_ids=[s.dedup_id for s in waiting])
+        return len(retired)
 
     def page_row(self, channel: str, address: str, level: int, loop: int, fired_token: str) -> Notification:
         # Each recipient's page carries links that act as that recipient, and only them.
@@ -282,8 +353,9 @@ class _Builder:
     def supersede(self, unsent: list[Notification]) -> None:
         pages = [n for n in unsent if n.kind == "page" and n.status == "pending"]
         # Bounded so the closing transaction stays within DynamoDB's 100 items; the reconciler
-        # checks the incident's state before republishing anything left over.
-        pages = pages[:MAX_SUPERSEDED]
+        # checks the incident's state before republishing anything left over. Delayed pages
+        # retired by the same change count against the same bound.
+        pages = pages[: max(0, MAX_SUPERSEDED - self.retire_scheduled(MAX_SUPERSEDED))]
         if pages:
             self.change.superseded = [replace(n, status="superseded") for n in pages]
             self.event("pages_superseded", SYSTEM, dedup_ids=[n.dedup_id for n in pages])
@@ -454,6 +526,41 @@ def on_timer(
     return None
 
 
+def on_page_timer(incident: Incident, row: Notification, now: datetime) -> Change | None:
+    """A delayed page's timer came due. None means there is nothing to send any more: the row
+    left ``scheduled`` already (a duplicate or late delivery), or the incident no longer lists it
+    (an acknowledge, snooze, resolve or cancel retired it), and the caller retires the row.
+
+    Otherwise one change, conditional on the incident's version like a level fire: the page
+    leaves the incident's list and its row turns ``pending`` (published after the commit, then
+    ``sent``), or ``superseded`` should the incident have stopped paging meanwhile.
+    """
+    if row.status != "scheduled" or incident.status in TERMINAL:
+        return None
+    entry = next((s for s in incident.scheduled if s.dedup_id == row.dedup_id), None)
+    if entry is None:
+        return None
+    b = _Builder(incident, incident.version, now, SYSTEM, None)
+    b.set(scheduled=tuple(s for s in incident.scheduled if s.dedup_id != row.dedup_id))
+    data: dict[str, Any] = {
+        "level": row.level,
+        "loop": row.loop,
+        "channel": row.channel,
+        "recipient": row.recipient,
+        "due_at": entry.due_at,
+        "dedup_id": row.dedup_id,
+    }
+    if incident.status is Status.ESCALATING:
+        b.change.released.append(replace(row, status="pending", due_at=entry.due_at))
+        if (row.channel, row.recipient) not in incident.paged:
+            b.set(paged=(*incident.paged, (row.channel, row.recipient)))
+        b.event("delayed_page_sent", **data)
+    else:
+        b.change.retired.append(row.dedup_id)
+        b.event("delayed_page_superseded", **data, status=incident.status.value)
+    return b.done()
+
+
 def append_alert(incident: Incident, alert: dict[str, Any], summary: str, by: str, now: datetime) -> Change:
     """A repeat alert on an active incident: counted, its payload kept as the latest, on the
     timeline. Conditional on the incident's version like every change."""
@@ -475,6 +582,8 @@ def acknowledge(incident: Incident, by: str, now: datetime) -> Change:
     keeps_paging = _pages_after_ack(incident) and incident.status is Status.ESCALATING
     if not keeps_paging:
         b.stop()
+    # A delayed contact is reached only if nobody acknowledged before its time.
+    b.retire_scheduled(MAX_SCHEDULED)
     b.set(status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by)
     data: dict[str, Any] = {"from": incident.status.value, "to": "acknowledged"}
     if keeps_paging:
@@ -493,6 +602,7 @@ def snooze(incident: Incident, minutes: int, by: str, now: datetime) -> Change:
     ensure_allowed(incident.status, Action.SNOOZE)
     b = _Builder(incident, incident.version, now, by, None)
     b.stop()
+    b.retire_scheduled(MAX_SCHEDULED)
     until = now + timedelta(minutes=minutes)
     token = new_token()
     b.set(status=Status.SNOOZED, snoozed_until=until, token=token, due_at=until)

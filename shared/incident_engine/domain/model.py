@@ -42,6 +42,21 @@ class EscalationCursor:
 
 
 @dataclass(frozen=True)
+class ScheduledPage:
+    """A page a contact's own ``delay_minutes`` holds back: its outbox row waits as ``scheduled``.
+
+    Listed on the incident item so that the change that stops paging (acknowledge, snooze,
+    resolve, cancel) retires it in its own transaction, and so that a level firing again never
+    schedules the same address twice. Only a page still listed here may be sent.
+    """
+
+    dedup_id: str
+    channel: str
+    address: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
 class Incident:
     id: str
     title: str
@@ -71,6 +86,8 @@ class Incident:
     due_at: datetime | None = None
     # Everyone paged so far, as (channel, recipient), so resolution notices reach them all.
     paged: tuple[tuple[str, str], ...] = ()
+    # Delayed contacts of fired levels, not reached yet (their rows are ``scheduled``).
+    scheduled: tuple[ScheduledPage, ...] = ()
     version: int = 1
     # Alerts in (issue 9): how many alerts this incident gathered, the latest one, and where
     # routing sent it. ``alert_count`` is 0 for incidents a person opened through the API.
@@ -122,20 +139,27 @@ class Notification:
     created_at: datetime
     level: int | None = None
     loop: int | None = None
-    # pending | sent | superseded (a terminal change came first) | parked (kept failing)
+    # pending | sent | superseded (a terminal change came first) | parked (kept failing);
+    # scheduled (a delayed contact, due at ``due_at``) until it is released (pending) or retired
     status: str = "pending"
     sent_at: datetime | None = None
     attempts: int = 0  # failed publish attempts so far
     last_error: str | None = None
     delivery_attempts: int = 0  # webhook POSTs the sender made
     last_http_status: int | None = None
+    due_at: datetime | None = None  # a delayed contact's page: when it is to be sent
 
 
 @dataclass(frozen=True)
 class TimerMessage:
+    """A timer of the incident's escalation (``page`` None), or of one delayed page (``page`` is
+    its row's dedup id). Both travel the same queue, hop the same way and are re-armed by the
+    reconciler from the same DueIndex."""
+
     incident_id: str
     token: str
     due_at: datetime
+    page: str | None = None
 
 
 @dataclass
@@ -154,6 +178,11 @@ class Change:
     timer: TimerMessage | None = None
     # Unsent page rows that a terminal change retires, so no page follows the closure notice.
     superseded: list[Notification] = field(default_factory=list)
+    # Delayed pages: timers for rows this change scheduled; rows it releases (scheduled -> pending,
+    # published after the commit); and dedup ids of scheduled rows it retires (-> superseded).
+    page_timers: list[TimerMessage] = field(default_factory=list)
+    released: list[Notification] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
     # The nonce of this request's claim on the incident's dedup key (bound to it on create).
     dedup_claim: str | None = None
     release_dedup_key: bool = False

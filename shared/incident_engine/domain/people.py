@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Literal
 
 ContactType = Literal["email", "sms", "webhook", "slack"]
+# The channels SNS delivers itself, through a subscription per contact method.
+SUBSCRIBED_CHANNELS: frozenset[str] = frozenset({"email", "sms"})
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,10 @@ class ContactMethod:
     type: ContactType
     address: str
     delay_minutes: float = 0  # a personal rule: reach this method this long after the page
+    # E-mail and SMS: the method's subscription to the notifications topic, and its state
+    # (pending_confirmation | confirmed | unsubscribed | unknown).
+    subscription_arn: str | None = None
+    subscription_status: str | None = None
 
 
 @dataclass(frozen=True)

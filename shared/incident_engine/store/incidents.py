@@ -23,7 +23,9 @@ from incident_engine.domain.model import (
     EscalationRecord,
     Incident,
     Notification,
+    ScheduledPage,
     TimelineEvent,
+    TimerMessage,
 )
 from incident_engine.domain.severity import Severity
 from incident_engine.domain.timefmt import parse_iso, to_key
@@ -253,6 +255,31 @@ class IncidentRepository:
                             OutboxItem.pending_key.remove(),
                         ],
                         condition=OutboxItem.status == "pending",
+                    )
+                    roles.append("superseded")
+                for dedup_id in change.retired:
+                    tx.update(
+                        OutboxItem(incident_pk(incident.id), f"OUT#{dedup_id}"),
+                        actions=[
+                            OutboxItem.status.set("superseded"),
+                            OutboxItem.due_pk.remove(),
+                            OutboxItem.due_key.remove(),
+                        ],
+                        condition=OutboxItem.status == "scheduled",
+                    )
+                    roles.append("superseded")
+                for row in change.released:
+                    tx.update(
+                        self._outbox_key(row),
+                        actions=[
+                            OutboxItem.status.set("pending"),
+                            OutboxItem.due_pk.remove(),
+                            OutboxItem.due_key.remove(),
+                            # From now on a crash before the publish is the reconciler's to repair.
+                            OutboxItem.pending_pk.set(_partition("PENDING", shard_of(row.incident_id))),
+                            OutboxItem.pending_key.set(f"{to_key(incident.updated_at)}#{row.dedup_id}"),
+                        ],
+                        condition=OutboxItem.status == "scheduled",
                     )
                     roles.append("superseded")
                 if change.release_dedup_key and incident.dedup_key:
@@ -651,7 +678,8 @@ class IncidentRepository:
         return [self._to_notification(i) for i in rows]
 
     def supersede(self, notifications: list[Notification]) -> None:
-        """Retire pending rows of an incident already closed (the reconciler's guard)."""
+        """Retire pending rows of an incident already closed (the reconciler's guard), or a
+        delayed page's scheduled row that its incident no longer lists (its timer's guard)."""
         for n in notifications:
             with contextlib.suppress(UpdateError):  # a row sent meanwhile stays sent
                 self._outbox_key(n).update(
@@ -659,9 +687,18 @@ class IncidentRepository:
                         OutboxItem.status.set("superseded"),
                         OutboxItem.pending_pk.remove(),
                         OutboxItem.pending_key.remove(),
+                        OutboxItem.due_pk.remove(),
+                        OutboxItem.due_key.remove(),
                     ],
-                    condition=OutboxItem.status == "pending",
+                    condition=OutboxItem.status.is_in("pending", "scheduled"),
                 )
+
+    def outbox_row(self, incident_id: str, dedup_id: str) -> Notification | None:
+        try:
+            item = OutboxItem.get(incident_pk(incident_id), f"OUT#{dedup_id}", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return self._to_notification(item)
 
     @staticmethod
     def _outbox_key(n: Notification) -> OutboxItem:
@@ -676,13 +713,14 @@ class IncidentRepository:
             OutboxItem.pending_key.remove(),
         ]
 
-    def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
-        """Earliest due first across the shards; each shard's read stops at the cutoff: O(overdue).
-        The DueIndex holds keys only (see template.yaml), so each overdue incident is then read
-        itself, consistently: one that moved on meanwhile is left out."""
+    def overdue(self, cutoff: datetime, limit: int) -> list[TimerMessage]:
+        """The timers to re-arm: earliest due first across the shards; each shard's read stops at
+        the cutoff: O(overdue). The DueIndex holds keys only (see template.yaml) of incidents with
+        an armed timer and of delayed pages still scheduled; each is then read itself,
+        consistently: one that moved on meanwhile is left out."""
         connection = IncidentItem._get_connection()
         due = sorted(
-            (entry["due_key"]["S"], entry["pk"]["S"].removeprefix("INC#"))
+            (entry["due_key"]["S"], entry["pk"]["S"], entry["sk"]["S"])
             for shard in range(SHARDS)
             for entry in connection.query(
                 _partition("DUE", shard),
@@ -691,8 +729,19 @@ class IncidentRepository:
                 limit=limit,
             ).get("Items", [])
         )[:limit]
-        found = (self.get(incident_id) for _, incident_id in due)
-        return [i for i in found if i is not None and i.due_at is not None and i.due_at <= cutoff]
+        timers: list[TimerMessage] = []
+        for _, pk, sk in due:
+            incident_id = pk.removeprefix("INC#")
+            if sk == META:
+                incident = self.get(incident_id)
+                if incident and incident.token and incident.due_at and incident.due_at <= cutoff:
+                    timers.append(TimerMessage(incident.id, incident.token, incident.due_at))
+                continue
+            row = self.outbox_row(incident_id, sk.removeprefix("OUT#"))
+            if row and row.status == "scheduled" and row.due_at and row.due_at <= cutoff:
+                token = row.dedup_id.split("/")[1] if row.dedup_id.count("/") >= 2 else ""
+                timers.append(TimerMessage(incident_id, token, row.due_at, page=row.dedup_id))
+        return timers
 
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
         """Oldest first across the shards, O(stuck rows); keys only in the index, as for overdue()."""
@@ -757,6 +806,16 @@ class IncidentRepository:
             token=incident.token,
             due_at=_opt_key(incident.due_at),
             paged=[list(p) for p in incident.paged] or None,
+            scheduled=[
+                {
+                    "dedup_id": p.dedup_id,
+                    "channel": p.channel,
+                    "address": p.address,
+                    "due_at": to_key(p.due_at),
+                }
+                for p in incident.scheduled
+            ]
+            or None,
             version=incident.version,
             change_nonce=change_nonce,
             alert_count=incident.alert_count or None,
@@ -806,6 +865,10 @@ class IncidentRepository:
             token=item.token,
             due_at=_opt_time(item.due_at),
             paged=tuple((p[0], p[1]) for p in (item.paged or [])),
+            scheduled=tuple(
+                ScheduledPage(p["dedup_id"], p["channel"], p["address"], parse_iso(p["due_at"]))
+                for p in (item.scheduled or [])
+            ),
             version=int(item.version),
             alert_count=int(item.alert_count or 0),
             last_seen_at=_opt_time(item.last_seen_at),
@@ -852,6 +915,7 @@ class IncidentRepository:
 
     @staticmethod
     def _outbox_item(n: Notification) -> OutboxItem:
+        scheduled = n.status == "scheduled" and n.due_at is not None
         return OutboxItem(
             incident_pk(n.incident_id),
             f"OUT#{n.dedup_id}",
@@ -873,6 +937,10 @@ class IncidentRepository:
             # Sparse: only rows still pending are in the PendingIndex.
             pending_pk=_partition("PENDING", shard_of(n.incident_id)) if n.status == "pending" else None,
             pending_key=f"{to_key(n.created_at)}#{n.dedup_id}" if n.status == "pending" else None,
+            due_at=_opt_key(n.due_at),
+            # Sparse: a delayed page is in the DueIndex only while scheduled.
+            due_pk=_partition("DUE", shard_of(n.incident_id)) if scheduled else None,
+            due_key=f"{to_key(n.due_at)}#{n.incident_id}#{n.dedup_id}" if scheduled and n.due_at else None,
         )
 
     @staticmethod
@@ -895,6 +963,7 @@ class IncidentRepository:
             last_error=i.last_error,
             delivery_attempts=int(i.delivery_attempts or 0),
             last_http_status=None if i.last_http_status is None else int(i.last_http_status),
+            due_at=_opt_time(i.due_at),
         )
 
 

@@ -4,7 +4,8 @@ Incidents table (single-table):
   INC#<id> / META           the incident and its escalation cursor (list/facet indexes, sparse DueIndex)
   INC#<id> / EV#<time>#...  timeline events, append-only
   INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
-  INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending)
+  INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending, DueIndex
+                            while a delayed contact's page is scheduled)
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
   IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
@@ -167,6 +168,7 @@ class IncidentItem(_IncidentsTable):
     token = UnicodeAttribute(null=True)
     due_at = UnicodeAttribute(null=True)
     paged = JSONText(null=True)
+    scheduled = JSONText(null=True)  # delayed pages waiting: [{dedup_id, channel, address, due_at}]
     version = NumberAttribute()
     change_nonce = UnicodeAttribute(null=True)  # the Change that wrote this version (commit retries)
     # alerts in (issue 9): absent on incidents opened by hand
@@ -229,7 +231,8 @@ class OutboxItem(_IncidentsTable):
     attributes = JSONText()
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
-    # pending | sent | superseded | parked; webhooks then delivered | retrying | failed
+    # pending | sent | superseded | parked; webhooks then delivered | retrying | failed;
+    # scheduled (a delayed contact) before pending
     status = UnicodeAttribute()
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)
@@ -239,6 +242,11 @@ class OutboxItem(_IncidentsTable):
     last_http_status = NumberAttribute(null=True)
     pending_pk = UnicodeAttribute(null=True)
     pending_key = UnicodeAttribute(null=True)
+    # A delayed contact's page: due time, and while ``scheduled`` the same sparse DueIndex keys as
+    # an incident's armed timer (the reconciler re-arms both from that one index).
+    due_at = UnicodeAttribute(null=True)
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
 
     pending_index = PendingIndex()
 

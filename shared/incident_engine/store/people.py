@@ -149,10 +149,7 @@ class UserRepository:
             email=u.email,
             body={
                 "time_zone": u.time_zone,
-                "contact_methods": [
-                    {"type": c.type, "address": c.address, "delay_minutes": c.delay_minutes}
-                    for c in u.contact_methods
-                ],
+                "contact_methods": [_contact_body(c) for c in u.contact_methods],
             },
             enabled=u.enabled,
             created_at=to_key(u.created_at),
@@ -170,7 +167,13 @@ class UserRepository:
             email=i.email,
             time_zone=str(body.get("time_zone", "UTC")),
             contact_methods=tuple(
-                ContactMethod(c["type"], c["address"], float(c.get("delay_minutes") or 0))
+                ContactMethod(
+                    c["type"],
+                    c["address"],
+                    float(c.get("delay_minutes") or 0),
+                    (c.get("subscription") or {}).get("arn"),
+                    (c.get("subscription") or {}).get("status"),
+                )
                 for c in body.get("contact_methods") or ()
             ),
             enabled=bool(i.enabled),
@@ -178,6 +181,13 @@ class UserRepository:
             updated_at=parse_iso(i.updated_at),
             version=int(i.version),
         )
+
+
+def _contact_body(c: ContactMethod) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": c.type, "address": c.address, "delay_minutes": c.delay_minutes}
+    if c.subscription_arn:
+        body["subscription"] = {"arn": c.subscription_arn, "status": c.subscription_status}
+    return body
 
 
 class TeamRepository:

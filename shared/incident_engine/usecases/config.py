@@ -11,11 +11,19 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from incident_engine.domain.errors import Conflict, InvalidInput, NotFound
-from incident_engine.domain.people import Reference, Team, User
+from incident_engine.domain.people import SUBSCRIBED_CHANNELS, ContactMethod, Reference, Team, User
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.schedules import OnCall, Override, Schedule, ScheduleEvaluator, Shift
 from incident_engine.domain.targets import ConfigView, referenced_ids
-from incident_engine.usecases.ports import Clock, Page, VersionConflict
+from incident_engine.observability import logger
+from incident_engine.usecases.ports import (
+    Clock,
+    ContactSubscriptions,
+    Page,
+    SubscriptionRefused,
+    SubscriptionUnavailable,
+    VersionConflict,
+)
 
 T = TypeVar("T")
 MAX_SHIFT_RANGE = timedelta(days=90)
@@ -28,6 +36,7 @@ class UserStore(Protocol):
     def get(self, user_id: str) -> tuple[User, int] | None: ...
     def get_many(self, user_ids: Iterable[str]) -> dict[str, User]: ...
     def list_page(self, include_disabled: bool, limit: int, cursor: str | None) -> Page[User]: ...
+    def list_all(self) -> list[User]: ...
 
 
 class TeamStore(Protocol):
@@ -112,7 +121,9 @@ class ConfigService:
         schedules: ScheduleStore,
         policies: PolicyLister,
         clock: Clock,
+        subscriptions: ContactSubscriptions | None = None,
     ) -> None:
+        self._subscriptions = subscriptions
         self._users = users
         self._teams = teams
         self._schedules = schedules
@@ -123,6 +134,8 @@ class ConfigService:
 
     def create_user(self, draft: User) -> User:
         now = self._clock.now()
+        # Subscribed first, so the user and its subscriptions' ARNs are one conditional write.
+        draft = self._subscribe(draft)
         user = replace(draft, id=_new_id("usr"), created_at=now, updated_at=now, version=1, enabled=True)
         self._users.create(user)
         return user
@@ -139,14 +152,18 @@ class ConfigService:
             return False
 
     def get_user(self, user_id: str) -> User:
-        return self._user_and_refs(user_id)[0]
+        """With each subscription's state as SNS tells it now (read only: nothing is written)."""
+        return self._live(self._user_and_refs(user_id)[0], every=True)
 
     def list_users(self, include_disabled: bool, limit: int, cursor: str | None) -> Page[User]:
-        return self._users.list_page(include_disabled, limit, cursor)
+        # A list asks SNS only about subscriptions still waiting for their confirmation.
+        page = self._users.list_page(include_disabled, limit, cursor)
+        return Page([self._live(u, every=False) for u in page.items], page.next_cursor)
 
     def replace_user(self, user_id: str, draft: User, expected_version: int | None) -> User:
         current, _ = self._user_and_refs(user_id)
         self._check_replaceable("user", current.id, current.enabled, current.version, expected_version)
+        draft = self._subscribe(draft)
         user = replace(
             draft,
             id=current.id,
@@ -156,6 +173,8 @@ class ConfigService:
             enabled=True,
         )
         self._write("user", user_id, lambda: self._users.replace(user, current.version))
+        kept = {(c.type, c.address) for c in user.contact_methods}
+        self._unsubscribe(user.id, [c for c in current.contact_methods if (c.type, c.address) not in kept])
         return user
 
     def disable_user(self, user_id: str) -> User:
@@ -163,9 +182,82 @@ class ConfigService:
         if not current.enabled:
             return current  # deleting twice is not an error
         self._refuse_if_named("user", user_id, self.references_to_user(user_id))
-        user = replace(current, enabled=False, updated_at=self._clock.now(), version=current.version + 1)
+        # The contact methods are kept (history); their subscriptions end once the user is disabled.
+        methods = tuple(
+            replace(c, subscription_status="unsubscribed") if c.subscription_arn else c
+            for c in current.contact_methods
+        )
+        user = replace(
+            current,
+            enabled=False,
+            contact_methods=methods,
+            updated_at=self._clock.now(),
+            version=current.version + 1,
+        )
         self._write("user", user_id, lambda: self._users.replace(user, current.version, ref_changes))
+        self._unsubscribe(user.id, list(current.contact_methods))
         return user
+
+    # --- contact methods as SNS subscriptions ------------------------------------------------------
+
+    def _subscribe(self, draft: User) -> User:
+        """Each e-mail and SMS method subscribed to the notifications topic, filtered on its
+        address; SNS keeps one subscription per address, so saving again changes nothing."""
+        if self._subscriptions is None:
+            return draft
+        methods: list[ContactMethod] = []
+        for i, c in enumerate(draft.contact_methods):
+            if c.type not in SUBSCRIBED_CHANNELS:
+                methods.append(c)
+                continue
+            field = f"contact_methods.{i}.address"
+            try:
+                arn = self._subscriptions.subscribe(c.type, c.address)
+            except SubscriptionRefused as exc:
+                raise InvalidInput(field, f"SNS refused to subscribe this {c.type} address: {exc}") from None
+            except SubscriptionUnavailable as exc:
+                raise Conflict(
+                    f"SNS could not subscribe contact_methods.{i} now ({exc}); nothing was saved, retry",
+                    field=field,
+                ) from None
+            methods.append(
+                replace(c, subscription_arn=arn, subscription_status=self._subscriptions.status(arn))
+            )
+        return replace(draft, contact_methods=tuple(methods))
+
+    def _unsubscribe(self, user_id: str, methods: list[ContactMethod]) -> None:
+        """After the write: end the subscriptions of methods no longer in use. SNS shares one
+        subscription among everyone with the same address, so one another enabled user still
+        has is kept. A failure is logged; reading the user then shows the subscription alive."""
+        ending = [c for c in methods if c.subscription_arn and c.type in SUBSCRIBED_CHANNELS]
+        if not ending or self._subscriptions is None:
+            return
+        held = {
+            (c.type, c.address)
+            for u in self._users.list_all()
+            if u.enabled and u.id != user_id
+            for c in u.contact_methods
+        }
+        for c in ending:
+            if (c.type, c.address) in held or c.subscription_arn is None:
+                continue
+            if not self._subscriptions.unsubscribe(c.subscription_arn):
+                logger.warning("could not unsubscribe a contact method", extra={"user_id": user_id})
+
+    def _live(self, user: User, every: bool) -> User:
+        if (
+            self._subscriptions is None
+            or not user.enabled  # its subscriptions ended when it was disabled
+            or not any(c.subscription_arn for c in user.contact_methods)
+        ):
+            return user
+        methods = tuple(
+            replace(c, subscription_status=self._subscriptions.status(c.subscription_arn))
+            if c.subscription_arn and (every or c.subscription_status == "pending_confirmation")
+            else c
+            for c in user.contact_methods
+        )
+        return replace(user, contact_methods=methods)
 
     def references_to_user(self, user_id: str) -> list[Reference]:
         refs = [

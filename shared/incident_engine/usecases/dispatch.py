@@ -33,9 +33,12 @@ class Dispatcher:
         self._clock = clock
 
     def after_commit(self, change: Change) -> None:
-        self.deliver(change.outbox)
+        # Rows written scheduled (a delayed contact) or already superseded are not sent now.
+        self.deliver([n for n in change.outbox if n.status == "pending"] + change.released)
         if change.timer is not None:
             self.arm(change.timer)
+        for timer in change.page_timers:
+            self.arm(timer)
 
     def deliver(self, notifications: list[Notification]) -> int:
         """Publish, then mark sent what SNS accepted; returns how many were published.

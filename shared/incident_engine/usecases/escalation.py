@@ -23,6 +23,8 @@ class TimerOutcome(StrEnum):
     FIRED = "fired"  # a level fired (or a snooze ended) and was committed
     HOPPED = "hopped"  # not due yet: re-sent with the remaining delay
     STALE = "stale"  # its token was replaced or the incident stopped escalating: dropped
+    SENT = "sent"  # a delayed contact's page was released and committed
+    SUPERSEDED = "superseded"  # a delayed page the incident no longer wanted: retired, not sent
 
 
 class RetryLater(Exception):
@@ -57,6 +59,8 @@ class EscalationTimerService:
         self._batch = batch
 
     def handle_timer(self, timer: TimerMessage) -> TimerOutcome:
+        if timer.page is not None:
+            return self._handle_page_timer(timer, timer.page)
         if timer.due_at > self._clock.now():
             # SQS caps delays at 15 minutes: a longer wait is a chain of hops. A timer whose
             # token was replaced stops here, not after days of hops (one read per 15 minutes).
@@ -96,6 +100,45 @@ class EscalationTimerService:
             return TimerOutcome.FIRED
         raise RetryLater(f"incident {timer.incident_id} kept changing")
 
+    def _handle_page_timer(self, timer: TimerMessage, dedup_id: str) -> TimerOutcome:
+        """A delayed contact's page: the same protocol as a level's timer. Hops while not due;
+        when due, one transaction conditional on the incident's version and on the row still
+        being ``scheduled`` sends it (or retires it), so a duplicate or late delivery finds the
+        row moved on and does nothing."""
+        if timer.due_at > self._clock.now():
+            row = self._store.outbox_row(timer.incident_id, dedup_id)
+            if row is None or row.status != "scheduled":
+                return self._stale(timer)
+            if not self._dispatcher.arm(timer):
+                raise RetryLater("could not re-send the timer")
+            count("TimerHops")
+            return TimerOutcome.HOPPED
+        for attempt in range(MAX_ATTEMPTS):
+            row = self._store.outbox_row(timer.incident_id, dedup_id)
+            if row is None or row.status != "scheduled":
+                return self._stale(timer)
+            incident = self._store.get(timer.incident_id)
+            change = engine.on_page_timer(incident, row, self._clock.now()) if incident else None
+            if change is None:
+                # Acknowledged, snoozed, resolved or cancelled before its time: never sent.
+                self._store.supersede([row])
+                count("DelayedPagesSuperseded")
+                return TimerOutcome.SUPERSEDED
+            try:
+                self._store.commit(change)
+            except TransientConflict:
+                back_off(attempt)
+                continue
+            except VersionConflict:
+                continue  # the incident changed: read both again and decide again
+            self._dispatcher.after_commit(change)
+            if change.released:
+                count("DelayedPagesSent")
+                return TimerOutcome.SENT
+            count("DelayedPagesSuperseded")
+            return TimerOutcome.SUPERSEDED
+        raise RetryLater(f"incident {timer.incident_id} kept changing")
+
     def _view(self, incident: Incident, token: str) -> ConfigView | None:
         """The configuration the level about to fire names, read now (skipped for stale timers)."""
         cur = incident.escalation
@@ -114,12 +157,9 @@ class EscalationTimerService:
         """Re-arm overdue timers and republish stuck outbox rows. The safety net, not the path."""
         cutoff = self._clock.now() - self._grace
         rearmed = 0
-        for incident in self._store.overdue(cutoff, self._batch):
-            if (
-                incident.token
-                and incident.due_at
-                and self._dispatcher.arm(TimerMessage(incident.id, incident.token, incident.due_at))
-            ):
+        # Escalation timers and delayed pages alike, read from the one DueIndex: O(overdue).
+        for timer in self._store.overdue(cutoff, self._batch):
+            if self._dispatcher.arm(timer):
                 rearmed += 1
         # Same dedup ids as the first attempt, so a consumer can drop the repeat.
         republished = self._dispatcher.deliver(
