@@ -32,6 +32,7 @@ from incident_engine.store.models import (
     CounterItem,
     DedupItem,
     EscalationRecordItem,
+    HeartbeatItem,
     IdempotencyItem,
     IncidentItem,
     OutboxItem,
@@ -47,6 +48,7 @@ from incident_engine.usecases.ports import (
     IdempotencyRecord,
     IncidentFilter,
     Page,
+    ReconcilerRun,
     Signer,
     TransientConflict,
     VersionConflict,
@@ -693,6 +695,34 @@ class IncidentRepository:
         )[:limit]
         found = (self.get(incident_id) for _, incident_id in due)
         return [i for i in found if i is not None and i.due_at is not None and i.due_at <= cutoff]
+
+    def record_reconciler_run(self, run: ReconcilerRun) -> bool:
+        """The reconciler's heartbeat: one conditional write that only moves forward in time, so
+        two overlapping runs cannot set it back. False when a later run was recorded first."""
+        at = to_key(run.at)
+        try:
+            HeartbeatItem("ENGINE", "RECONCILER").update(
+                actions=[
+                    HeartbeatItem.last_run_at.set(at),
+                    HeartbeatItem.timers_rearmed.set(run.timers_rearmed),
+                    HeartbeatItem.notifications_republished.set(run.notifications_republished),
+                ],
+                condition=HeartbeatItem.last_run_at.does_not_exist() | (HeartbeatItem.last_run_at < at),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def last_reconciler_run(self) -> ReconcilerRun | None:
+        try:
+            item = HeartbeatItem.get("ENGINE", "RECONCILER", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return ReconcilerRun(
+            parse_iso(item.last_run_at), int(item.timers_rearmed), int(item.notifications_republished)
+        )
 
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
         """Oldest first across the shards, O(stuck rows); keys only in the index, as for overdue()."""

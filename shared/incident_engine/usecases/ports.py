@@ -86,6 +86,15 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class ReconcilerRun:
+    """When the reconciler last ran, and what that run repaired."""
+
+    at: datetime
+    timers_rearmed: int
+    notifications_republished: int
+
+
 class IncidentStore(Protocol):
     def allocate_id(self, now: datetime) -> str: ...
     def get(self, incident_id: str) -> Incident | None: ...
@@ -120,6 +129,8 @@ class IncidentStore(Protocol):
     def supersede(self, notifications: list[Notification]) -> None: ...
     def overdue(self, cutoff: datetime, limit: int) -> list[Incident]: ...
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]: ...
+    def record_reconciler_run(self, run: ReconcilerRun) -> bool: ...
+    def last_reconciler_run(self) -> ReconcilerRun | None: ...
 
 
 class PolicyStore(Protocol):
