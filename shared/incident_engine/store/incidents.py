@@ -23,6 +23,7 @@ from incident_engine.domain.model import (
     EscalationRecord,
     Incident,
     Notification,
+    RepeatFold,
     TimelineEvent,
 )
 from incident_engine.domain.severity import Severity
@@ -235,10 +236,19 @@ class IncidentRepository:
                     )
                     roles.append("idempotency")
                 for n, event in enumerate(change.events):
-                    tx.save(
-                        self._event_item(event, incident.version, n),
-                        condition=TimelineItem.pk.does_not_exist(),
-                    )
+                    if event.fold is not None:
+                        # A run of repeats has one item: the first repeat creates it, the others
+                        # replace it with the new count (see RepeatFold).
+                        fresh = event.fold.count == 1
+                        tx.save(
+                            self._fold_item(event, event.fold),
+                            condition=TimelineItem.pk.does_not_exist() if fresh else TimelineItem.pk.exists(),
+                        )
+                    else:
+                        tx.save(
+                            self._event_item(event, incident.version, n),
+                            condition=TimelineItem.pk.does_not_exist(),
+                        )
                     roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
@@ -799,6 +809,15 @@ class IncidentRepository:
                 if incident.assignees or incident.runbooks
                 else None
             ),
+            repeats=(
+                {
+                    "first_at": to_key(incident.repeats.first_at),
+                    "version": incident.repeats.version,
+                    "count": incident.repeats.count,
+                }
+                if incident.repeats
+                else None
+            ),
             created_key=f"{to_key(incident.created_at)}#{incident.id}",
             list_pk=keys.list_pk,
             status_pk=keys.status_pk,
@@ -844,6 +863,11 @@ class IncidentRepository:
             suppressed=bool(item.suppressed),
             assignees=tuple(routed.get("assignees", ())),
             runbooks=tuple(routed.get("runbooks", ())),
+            repeats=(
+                RepeatFold(parse_iso(run["first_at"]), int(run["version"]), int(run["count"]))
+                if (run := item.repeats)
+                else None
+            ),
             **times,
             **texts,
         )
@@ -858,6 +882,20 @@ class IncidentRepository:
             sk,
             incident_id=event.incident_id,
             at=to_key(event.at),
+            type=event.type,
+            actor=event.actor,
+            data=_jsonable(event.data) or None,
+        )
+
+    @staticmethod
+    def _fold_item(event: TimelineEvent, fold: RepeatFold) -> TimelineItem:
+        # Where the run's first repeat would sort, at a key its later repeats can name again.
+        sk = f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
+        return TimelineItem(
+            incident_pk(event.incident_id),
+            sk,
+            incident_id=event.incident_id,
+            at=to_key(fold.first_at),
             type=event.type,
             actor=event.actor,
             data=_jsonable(event.data) or None,

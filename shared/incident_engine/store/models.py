@@ -177,6 +177,7 @@ class IncidentItem(_IncidentsTable):
     previous_incident_id = UnicodeAttribute(null=True)
     suppressed = BooleanAttribute(null=True)
     routing = JSONText(null=True)  # {"assignees": [..], "runbooks": [..]} that routing rules gave
+    repeats = JSONText(null=True)  # the open run of repeated alerts: {first_at, version, count}
     # index keys: list/status/severity always; service/team when set; active_pk while not
     # terminal; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
