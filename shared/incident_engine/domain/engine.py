@@ -26,10 +26,10 @@ from incident_engine.domain.model import (
     TimerMessage,
 )
 from incident_engine.domain.notifications import render_closure, render_page
-from incident_engine.domain.timefmt import to_iso
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.severity import DEFAULT_SLAS, Severity
 from incident_engine.domain.targets import ConfigView, expand_targets
+from incident_engine.domain.timefmt import to_iso
 
 SYSTEM = "system"
 # Outbox rows one fire may write, with the incident, its events and records, inside one transaction.
