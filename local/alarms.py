@@ -167,7 +167,7 @@ class LocalAlarms:
         self,
         session: Any,
         stack: LocalStack,
-        endpoint_url: str,
+        endpoint_url: str | None,
         scale: float,
         log: Callable[[str], None],
         template: dict[str, Any] | None = None,
@@ -176,9 +176,10 @@ class LocalAlarms:
         self.scale = scale
         self.log = log
         self.specs = alarm_specs(stack, template)
-        self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url, region_name=stack.region)
-        self.sns = session.client("sns", endpoint_url=endpoint_url, region_name=stack.region)
-        self.sqs = session.client("sqs", endpoint_url=endpoint_url, region_name=stack.region)
+        where = {"endpoint_url": endpoint_url, "region_name": stack.region}  # None: moto in-process
+        self.cloudwatch = session.client("cloudwatch", **where)
+        self.sns = session.client("sns", **where)
+        self.sqs = session.client("sqs", **where)
         self.started = datetime.now(UTC)
         self.state = {spec.name: "INSUFFICIENT_DATA" for spec in self.specs}
         queue_urls = {url.rsplit("/", 1)[-1]: url for url in stack.physical.values() if "/" in url}
