@@ -47,8 +47,19 @@ def load_handler(spec: FunctionSpec) -> Handler:
     return handler
 
 
+# Called with the function's name when an invocation raises (Lambda's Errors metric); set by
+# local/metrics.py in the processes whose metrics reach the emulator.
+on_function_error: Callable[[str], None] | None = None
+
+
 def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
-    return load_handler(spec)(event, LambdaContext(spec.logical_id, spec.timeout))
+    handler = load_handler(spec)
+    try:
+        return handler(event, LambdaContext(spec.logical_id, spec.timeout))
+    except Exception:
+        if on_function_error is not None:
+            on_function_error(spec.logical_id)
+        raise
 
 
 def api_event(

@@ -2,8 +2,10 @@
 
 moto's server is the AWS endpoint; template.yaml's tables, queues and topic are created on it;
 an HTTP gateway invokes the api handler (behind the token authorizer); a poller feeds the timer
-queue to the escalation worker like the SQS event source; a ticker invokes the reconciler like
-EventBridge Scheduler; the alarm topic and an EventBridge rule reach the alarm ingest function
+queue to the escalation worker like the SQS event source; a process of its own invokes the
+reconciler like EventBridge Scheduler (local/scheduler.py); the template's CloudWatch alarms are
+judged on the emulator's metrics and published to EngineHealthTopic (local/alarms.py); the alarm
+topic and an EventBridge rule reach the alarm ingest function
 (local/async_sources.py); and a tap on the notifications topic prints every message SNS delivers.
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
@@ -114,7 +116,6 @@ def main() -> int:
     import boto3
 
     from local.gateway import Gateway
-    from local.runtime import invoke, scheduled_event
     from local.template import provision
 
     session = boto3.Session()
@@ -151,12 +152,6 @@ def main() -> int:
     from local.async_sources import AsyncSources
 
     async_sources = AsyncSources(session, stack, aws_url)
-
-    def tick() -> bool:
-        report = invoke(reconciler, scheduled_event(reconciler))
-        if any(report.values()):
-            say(f"[reconciler] {json.dumps(report)}")
-        return False
 
     def show_notifications() -> bool:
         got = sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
@@ -201,12 +196,25 @@ def main() -> int:
         return subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)
 
     workers = [start_worker(env) for _, env in worker_envs]
+    from local.scheduler import schedule_to_env
+
+    # The reconciler: its own process, so that it can die as a Lambda schedule can stop. It is
+    # not restarted: a silent reconciler is what ReconcilerHeartbeatAlarm is there to show.
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "local.scheduler"],
+        env={**os.environ, **schedule_to_env(reconciler, reconcile_every, stack.region)},
+        start_new_session=True,
+    )
+    scheduler_reported = False
+    from local.alarms import LocalAlarms
+
+    alarms = LocalAlarms(session, stack, aws_url, reconcile_every / 60, say)
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
     threads[0].start()
     threads += [
-        _loop("reconciler", reconcile_every, tick),
+        _loop("alarms", alarms.poll_seconds, alarms.poll),
         *([_loop("sns-tap", 0.2, show_notifications)] if show_sns else []),
         _loop("async-sources", 0.2, async_sources.poll),
     ]
@@ -222,6 +230,10 @@ def main() -> int:
     say(f"  API token    {token}")
     say(f"  Reconciler   every {reconcile_every:g} s")
     say(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
+    say(
+        f"  Health topic {stack.outputs['EngineHealthTopicArn']}   ({len(alarms.specs)} alarms, judged "
+        f"locally with periods scaled by {reconcile_every:g}/60; GET {api_url}/health?deep=1 with the token)"
+    )
     say(f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)")
     say("")
     say("Try it:")
@@ -245,12 +257,19 @@ def main() -> int:
                 workers[n] = start_worker(env)
                 new_pid = workers[n].pid
                 say(f"[worker] {name} pid {process.pid} exited with code {code}; restarted as pid {new_pid}")
+        code = scheduler.poll()
+        if code is not None and not scheduler_reported and not STOP.is_set():
+            scheduler_reported = True
+            say(
+                f"[reconciler] pid {scheduler.pid} exited with code {code}; not restarted: the safety net "
+                "is down until make run restarts (ReconcilerHeartbeatAlarm will go to ALARM)"
+            )
         STOP.wait(0.5)
     say("Stopping ...")
     gateway.shutdown()
     for thread in threads:
         thread.join(timeout=5)
-    children: list[subprocess.Popen[Any]] = [*workers, emulator]
+    children: list[subprocess.Popen[Any]] = [*workers, scheduler, emulator]
     for child in children:  # workers first, while the emulator still answers
         child.terminate()
         try:

@@ -45,6 +45,9 @@ def main() -> int:
 
     exit_with_parent()
     spec, queue_url, queue_arn, region = _spec_from_env()
+    from local.metrics import install
+
+    install(region)  # its metrics and failed invocations (Errors) reach the emulator's CloudWatch
     sqs = boto3.client("sqs", region_name=region)
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())

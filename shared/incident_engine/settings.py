@@ -33,6 +33,10 @@ class Settings:
     webhook_queue_url: str = ""
     # Where the alarm ingest function parks payloads it cannot parse; set on that function only.
     alarm_dead_letter_url: str = ""
+    # GET /health?deep=1 (the api function): the admin token's hash and the queues it reports on.
+    api_token_sha256: str = ""
+    timer_dead_letter_url: str = ""
+    webhook_dead_letter_url: str = ""
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -62,6 +66,9 @@ def get_settings() -> Settings:
         allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
         alarm_dead_letter_url=env.get("ALARM_DEAD_LETTER_URL", ""),
+        api_token_sha256=env.get("API_TOKEN_SHA256", "").strip().lower(),
+        timer_dead_letter_url=env.get("TIMER_DEAD_LETTER_URL", ""),
+        webhook_dead_letter_url=env.get("WEBHOOK_DEAD_LETTER_URL", ""),
     )
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from incident_engine.store.people import TeamRepository, UserRepository
     from incident_engine.store.schedules import ScheduleRepository
     from incident_engine.usecases.config import ConfigService
+    from incident_engine.usecases.health import EngineHealth
 
 
 class ConfigStores(NamedTuple):
@@ -168,6 +169,21 @@ class Services:
         ingest = self.alert_ingest(alarm_tags=tags)
         dead_letter = SqsDeadLetter(sqs_client(region, endpoint), self.settings.alarm_dead_letter_url)
         return AlarmReceiver(ingest, dead_letter, logger)
+
+    def engine_health(self) -> EngineHealth:
+        from incident_engine.adapters.queue_depths import SqsQueueDepths
+        from incident_engine.usecases.health import EngineHealth
+
+        s = self.settings
+        queues = {
+            "timer": s.timer_queue_url,
+            "timer_dead_letter": s.timer_dead_letter_url,
+            "webhook": s.webhook_queue_url,
+            "webhook_dead_letter": s.webhook_dead_letter_url,
+            "alarm_dead_letter": s.alarm_dead_letter_url,
+        }
+        depths = SqsQueueDepths(sqs_client(s.region, s.endpoint_url), queues)
+        return EngineHealth(self.incidents, depths, self.clock, s.reconcile_grace_seconds)
 
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(

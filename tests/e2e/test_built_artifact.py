@@ -351,6 +351,8 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
         "NotificationsTopicArn": "arn:aws:sns:eu-west-1:1:prod-NotificationsTopic-1",
         "WebhookQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-WebhookQueue-1",
         "AlarmIngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-AlarmIngestDLQ-1",
+        "TimerDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-TimerDLQ-1",
+        "WebhookDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-WebhookDLQ-1",
     }
     parameters = {"LogLevel": "DEBUG", "StageName": "v1", "ApiTokenSha256": "****", "LogRetentionDays": "30"}
     variables, unresolved = from_outputs(outputs, parameters)
@@ -359,7 +361,9 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
     assert variables["EscalationWorkerFunction"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
     assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
-    assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256"]  # NoEcho: the parameter override
+    # NoEcho: the parameter override (the api function checks it for GET /health?deep=1)
+    assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256", "ApiFunction.API_TOKEN_SHA256"]
+    assert variables["ApiFunction"]["TIMER_DEAD_LETTER_URL"] == outputs["TimerDeadLetterQueueUrl"]
 
 
 def test_env_vars_read_a_deployed_stack_through_cloudformation() -> None:

@@ -57,7 +57,7 @@ def test_trigger_opens_a_repeat_appends_and_resolve_closes(api: Api, service: di
     assert stored["service_id"] == service["id"] and stored["team"] == "payments"
     assert stored["severity"] == "P0" and stored["alert_count"] == 2
     assert stored["last_seen_at"] is not None and stored["dedup_key"] == trigger.dedup_key
-    assert "alert_received" in timeline_types(api, first.incident.id)
+    assert "alert_repeated" in timeline_types(api, first.incident.id)
     # And the resolve closes it
     resolved = ingest(service["id"], pd_alert("pagerduty_enqueue_resolve.json"))
     assert resolved.outcome is Outcome.RESOLVED
@@ -159,3 +159,43 @@ def test_100_concurrent_triggers_with_one_key_make_one_incident_counting_100(
     assert outcomes.count(Outcome.OPENED) == 1 and outcomes.count(Outcome.APPENDED) == 99
     [incident] = api.ok("GET", "/incidents")["items"]
     assert api.ok("GET", f"/incidents/{incident['id']}")["alert_count"] == 100
+    # And the 99 repeats are one folded timeline event, not 99
+    events = api.ok("GET", f"/incidents/{incident['id']}/timeline")["items"]
+    assert [e["type"] for e in events] == ["created", "alert_repeated"]
+    assert (events[1]["data"]["count"], events[1]["data"]["alert_count"]) == (99, 100)
+
+
+def test_repeats_fold_into_one_event_per_run_and_a_state_change_starts_a_new_run(
+    api: Api, service: dict[str, Any], clock: Any
+) -> None:
+    # Given an incident opened by a trigger
+    trigger = pd_alert("pagerduty_enqueue_trigger.json")
+    opened = ingest(service["id"], trigger)
+    assert opened.incident is not None
+    path = f"/incidents/{opened.incident.id}"
+    # When the same alert repeats 30 times, a second apart
+    for _ in range(30):
+        clock.shift(1)
+        assert ingest(service["id"], trigger).outcome is Outcome.APPENDED
+    # Then the timeline holds one alert_repeated event: the count, first and last time, the last alert
+    events = api.ok("GET", f"{path}/timeline")["items"]
+    assert [e["type"] for e in events] == ["created", "alert_repeated"]
+    run = events[1]
+    assert run["at"] == run["data"]["first_at"] == "2026-11-22T07:00:01.000Z"
+    assert run["data"]["last_at"] == "2026-11-22T07:00:30.000Z"
+    assert (run["data"]["count"], run["data"]["alert_count"]) == (30, 31)
+    assert run["data"]["summary"] == trigger.summary and run["data"]["action"] == "trigger"
+    assert run["data"]["integration"] == "pagerduty" and run["actor"] == events[0]["actor"]
+    # When someone acknowledges, then the alert repeats 5 more times
+    clock.shift(1)
+    api.ok("POST", f"{path}/acknowledge", {"by": "alice@example.com"})
+    for _ in range(5):
+        clock.shift(1)
+        ingest(service["id"], trigger)
+    # Then the acknowledge closed the first run: a second one follows it, and the first is unchanged
+    events = api.ok("GET", f"{path}/timeline")["items"]
+    assert [e["type"] for e in events] == ["created", "alert_repeated", "acknowledged", "alert_repeated"]
+    assert events[1] == run
+    assert (events[3]["data"]["count"], events[3]["data"]["alert_count"]) == (5, 36)
+    assert events[3]["data"]["first_at"] == "2026-11-22T07:00:32.000Z"
+    assert api.ok("GET", path)["alert_count"] == 36

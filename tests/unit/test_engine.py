@@ -104,6 +104,26 @@ def test_acknowledge_stops_escalation_and_cancels_the_pending_step() -> None:
     assert change.events[0].data == {"from": "escalating", "to": "acknowledged"}
 
 
+def test_repeated_alerts_fold_into_one_event_per_run() -> None:
+    alert = {"integration": "pagerduty", "action": "trigger", "summary": "5xx", "source_severity": "critical"}
+    inc = opened(None).incident
+    # Each repeat rewrites the run's one event: same key (first_at, opening version), count + 1
+    first = engine.append_alert(inc, alert, "5xx", "pagerduty", T0 + timedelta(seconds=1))
+    second = engine.append_alert(first.incident, alert, "5xx", "pagerduty", T0 + timedelta(seconds=2))
+    run = second.incident.repeats
+    assert run is not None and (run.first_at, run.version, run.count) == (T0 + timedelta(seconds=1), 2, 2)
+    [event] = second.events
+    assert event.fold == run and event.at == run.first_at and event.type == "alert_repeated"
+    assert event.data["count"] == 2 and event.data["alert_count"] == 3
+    assert event.data["last_at"] == "2026-11-22T07:00:02.000Z"
+    # Any other change ends the run; the next repeat opens a new one
+    acked = engine.acknowledge(second.incident, "bob", T0 + timedelta(seconds=3)).incident
+    assert acked.repeats is None
+    again = engine.append_alert(acked, alert, "5xx", "pagerduty", T0 + timedelta(seconds=4))
+    assert again.incident.repeats is not None and again.incident.repeats.count == 1
+    assert again.incident.repeats.version == acked.version + 1
+
+
 def test_snooze_then_wake_repages_from_level_zero() -> None:
     inc = engine.acknowledge(opened(policy(0, 1)).incident, "bob", T0).incident
     snoozed = engine.snooze(inc, 30, "bob", T0)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from incident_engine.api import (
     alertmanager,
@@ -23,6 +24,7 @@ from incident_engine.api import (
     services,
     webhooks,
 )
+from incident_engine.api import health as health_routes
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -51,9 +53,23 @@ def _json(status: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
     return Response(status_code=status, content_type="application/json", body=body)
 
 
-@app.get("/health", tags=["meta"], summary="Liveness; needs no token", security=[])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+@app.get(
+    "/health",
+    tags=["meta"],
+    summary="Liveness; needs no token. deep=1 (admin token): queues, overdue timers, the reconciler",
+    security=[],
+    responses={
+        200: {"description": "ok; with deep=1, the engine's state"},
+        401: {"description": "deep=1 without a bearer token", "content": health_routes.ERROR_CONTENT},
+        403: {"description": "deep=1 with another token", "content": health_routes.ERROR_CONTENT},
+    },
+)
+def health(
+    deep: Annotated[Literal["1"] | None, Query(description="1: the engine's own state (admin token)")] = None,
+) -> Response[health_routes.HealthOut | health_routes.DeepHealthOut | health_routes.ErrorOut]:
+    if deep is None:
+        return Response(status_code=200, content_type="application/json", body=health_routes.HealthOut())
+    return health_routes.deep_health(app)
 
 
 def openapi_json() -> str:

@@ -21,6 +21,7 @@ from incident_engine.domain.model import (
     EscalationRecord,
     Incident,
     Notification,
+    RepeatFold,
     ScheduledPage,
     TimelineEvent,
     TimerMessage,
@@ -29,6 +30,7 @@ from incident_engine.domain.notifications import render_closure, render_page
 from incident_engine.domain.policy import Policy
 from incident_engine.domain.severity import DEFAULT_SLAS, Severity
 from incident_engine.domain.targets import ConfigView, Recipient, expand_targets
+from incident_engine.domain.timefmt import to_iso
 
 SYSTEM = "system"
 # Outbox rows one fire may write, with the incident, its events and records, inside one transaction.
@@ -112,6 +114,8 @@ class _Builder:
         self.change.records = [r for r in self.change.records if r.seq != record.seq] + [record]
 
     def done(self) -> Change:
+        if any(e.fold is None for e in self.change.events):
+            self.set(repeats=None)  # anything else happened: the next repeat starts a new run
         self.change.incident = replace(
             self.incident, updated_at=self.now, version=(self.change.expected_version or 0) + 1
         )
@@ -570,9 +574,20 @@ def append_alert(incident: Incident, alert: dict[str, Any], summary: str, by: st
             "the incident is closed; a new alert opens a new one", status=incident.status.value
         )
     b = _Builder(incident, incident.version, now, by, None)
-    count = max(incident.alert_count, 1) + 1
-    b.set(alert_count=count, last_seen_at=now, latest_alert=alert)
-    b.event("alert_received", alert_count=count, summary=summary)
+    total = max(incident.alert_count, 1) + 1
+    run = incident.repeats
+    # Folded (see RepeatFold): the run's one event is rewritten, not a new one appended.
+    run = RepeatFold(now, incident.version + 1, 1) if run is None else replace(run, count=run.count + 1)
+    b.set(alert_count=total, last_seen_at=now, latest_alert=alert, repeats=run)
+    data = {
+        "count": run.count,
+        "alert_count": total,
+        "first_at": to_iso(run.first_at),  # as the API shows times (the event's own `at` is first_at)
+        "last_at": to_iso(now),
+        "summary": summary,
+        **{k: alert.get(k) for k in ("integration", "action", "source_severity")},
+    }
+    b.change.events.append(TimelineEvent(incident.id, run.first_at, "alert_repeated", by, data, fold=run))
     return b.done()
 
 

@@ -57,6 +57,20 @@ class ScheduledPage:
 
 
 @dataclass(frozen=True)
+class RepeatFold:
+    """An open run of repeated alerts: one timeline event that every repeat rewrites (its count,
+    last time and latest summary) instead of appending an event of its own, so an alert storm
+    grows neither the timeline nor the item. Any other change closes the run; the next repeat
+    opens a new one after it. What is kept of a run: how many, the first and last time, and the
+    last alert (its payload also on the incident as ``latest_alert``); the repeats in between
+    are counted, not stored one by one."""
+
+    first_at: datetime
+    version: int  # the incident version the opening change made: with first_at, names the event
+    count: int
+
+
+@dataclass(frozen=True)
 class Incident:
     id: str
     title: str
@@ -98,6 +112,7 @@ class Incident:
     suppressed: bool = False  # recorded but never paged (a routing rule or a maintenance window)
     assignees: tuple[str, ...] = ()
     runbooks: tuple[dict[str, Any], ...] = ()  # {url, title, checklist}
+    repeats: RepeatFold | None = None  # the open run of repeated alerts, if the last change was one
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,9 @@ class TimelineEvent:
     type: str
     actor: str
     data: dict[str, Any] = field(default_factory=dict)
+    # Set on a folded run of repeats: the store writes it at the run's one key, replacing the
+    # previous count (in the same transaction as the incident's version), never beside it.
+    fold: RepeatFold | None = None
 
 
 @dataclass(frozen=True)

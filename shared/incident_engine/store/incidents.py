@@ -23,6 +23,7 @@ from incident_engine.domain.model import (
     EscalationRecord,
     Incident,
     Notification,
+    RepeatFold,
     ScheduledPage,
     TimelineEvent,
     TimerMessage,
@@ -34,6 +35,7 @@ from incident_engine.store.models import (
     CounterItem,
     DedupItem,
     EscalationRecordItem,
+    HeartbeatItem,
     IdempotencyItem,
     IncidentItem,
     OutboxItem,
@@ -49,6 +51,7 @@ from incident_engine.usecases.ports import (
     IdempotencyRecord,
     IncidentFilter,
     Page,
+    ReconcilerRun,
     Signer,
     TransientConflict,
     VersionConflict,
@@ -235,10 +238,19 @@ class IncidentRepository:
                     )
                     roles.append("idempotency")
                 for n, event in enumerate(change.events):
-                    tx.save(
-                        self._event_item(event, incident.version, n),
-                        condition=TimelineItem.pk.does_not_exist(),
-                    )
+                    if event.fold is not None:
+                        # A run of repeats has one item: the first repeat creates it, the others
+                        # replace it with the new count (see RepeatFold).
+                        fresh = event.fold.count == 1
+                        tx.save(
+                            self._fold_item(event, event.fold),
+                            condition=TimelineItem.pk.does_not_exist() if fresh else TimelineItem.pk.exists(),
+                        )
+                    else:
+                        tx.save(
+                            self._event_item(event, incident.version, n),
+                            condition=TimelineItem.pk.does_not_exist(),
+                        )
                     roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
@@ -743,6 +755,34 @@ class IncidentRepository:
                 timers.append(TimerMessage(incident_id, token, row.due_at, page=row.dedup_id))
         return timers
 
+    def record_reconciler_run(self, run: ReconcilerRun) -> bool:
+        """The reconciler's heartbeat: one conditional write that only moves forward in time, so
+        two overlapping runs cannot set it back. False when a later run was recorded first."""
+        at = to_key(run.at)
+        try:
+            HeartbeatItem("ENGINE", "RECONCILER").update(
+                actions=[
+                    HeartbeatItem.last_run_at.set(at),
+                    HeartbeatItem.timers_rearmed.set(run.timers_rearmed),
+                    HeartbeatItem.notifications_republished.set(run.notifications_republished),
+                ],
+                condition=HeartbeatItem.last_run_at.does_not_exist() | (HeartbeatItem.last_run_at < at),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def last_reconciler_run(self) -> ReconcilerRun | None:
+        try:
+            item = HeartbeatItem.get("ENGINE", "RECONCILER", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return ReconcilerRun(
+            parse_iso(item.last_run_at), int(item.timers_rearmed), int(item.notifications_republished)
+        )
+
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
         """Oldest first across the shards, O(stuck rows); keys only in the index, as for overdue()."""
         connection = OutboxItem._get_connection()
@@ -828,6 +868,15 @@ class IncidentRepository:
                 if incident.assignees or incident.runbooks
                 else None
             ),
+            repeats=(
+                {
+                    "first_at": to_key(incident.repeats.first_at),
+                    "version": incident.repeats.version,
+                    "count": incident.repeats.count,
+                }
+                if incident.repeats
+                else None
+            ),
             created_key=f"{to_key(incident.created_at)}#{incident.id}",
             list_pk=keys.list_pk,
             status_pk=keys.status_pk,
@@ -877,6 +926,11 @@ class IncidentRepository:
             suppressed=bool(item.suppressed),
             assignees=tuple(routed.get("assignees", ())),
             runbooks=tuple(routed.get("runbooks", ())),
+            repeats=(
+                RepeatFold(parse_iso(run["first_at"]), int(run["version"]), int(run["count"]))
+                if (run := item.repeats)
+                else None
+            ),
             **times,
             **texts,
         )
@@ -891,6 +945,20 @@ class IncidentRepository:
             sk,
             incident_id=event.incident_id,
             at=to_key(event.at),
+            type=event.type,
+            actor=event.actor,
+            data=_jsonable(event.data) or None,
+        )
+
+    @staticmethod
+    def _fold_item(event: TimelineEvent, fold: RepeatFold) -> TimelineItem:
+        # Where the run's first repeat would sort, at a key its later repeats can name again.
+        sk = f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
+        return TimelineItem(
+            incident_pk(event.incident_id),
+            sk,
+            incident_id=event.incident_id,
+            at=to_key(fold.first_at),
             type=event.type,
             actor=event.actor,
             data=_jsonable(event.data) or None,

@@ -9,6 +9,7 @@ Incidents table (single-table):
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
   IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
+  ENGINE / RECONCILER       the reconciler's last run (its heartbeat, read by GET /health?deep=1)
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
@@ -178,6 +179,7 @@ class IncidentItem(_IncidentsTable):
     previous_incident_id = UnicodeAttribute(null=True)
     suppressed = BooleanAttribute(null=True)
     routing = JSONText(null=True)  # {"assignees": [..], "runbooks": [..]} that routing rules gave
+    repeats = JSONText(null=True)  # the open run of repeated alerts: {first_at, version, count}
     # index keys: list/status/severity always; service/team when set; active_pk while not
     # terminal; due_pk/due_key only while a timer is armed
     list_pk = UnicodeAttribute()
@@ -348,6 +350,16 @@ class WebhookItem(ConfigItem, discriminator="webhook"):
     version = NumberAttribute()
 
 
+class HeartbeatItem(_IncidentsTable):
+    """ENGINE / RECONCILER: when the reconciler last ran and what it repaired (GET /health?deep=1).
+    Overwritten in place by a conditional write that only moves it forward: it is a status, not
+    history (the runs themselves are the ReconcilerRuns metric)."""
+
+    last_run_at = UnicodeAttribute()
+    timers_rearmed = NumberAttribute()
+    notifications_republished = NumberAttribute()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -357,6 +369,7 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     CounterItem,
     DedupItem,
     IdempotencyItem,
+    HeartbeatItem,
 )
 
 

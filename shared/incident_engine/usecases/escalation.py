@@ -14,7 +14,13 @@ from incident_engine.domain.targets import ConfigView
 from incident_engine.observability import count, logger
 from incident_engine.usecases.dispatch import Dispatcher, back_off
 from incident_engine.usecases.paging import PagingConfig, levels_about_to_fire
-from incident_engine.usecases.ports import Clock, IncidentStore, TransientConflict, VersionConflict
+from incident_engine.usecases.ports import (
+    Clock,
+    IncidentStore,
+    ReconcilerRun,
+    TransientConflict,
+    VersionConflict,
+)
 
 MAX_ATTEMPTS = 3
 
@@ -167,6 +173,10 @@ class EscalationTimerService:
         )
         count("TimersRearmed", rearmed)
         count("NotificationsRepublished", republished)
+        # The heartbeat: a metric every run (ReconcilerHeartbeatAlarm treats its absence as
+        # breaching) and the last run on the table, for GET /health?deep=1.
+        count("ReconcilerRuns")
+        self._store.record_reconciler_run(ReconcilerRun(self._clock.now(), rearmed, republished))
         if rearmed or republished:
             logger.warning(
                 "reconciler repaired state",

@@ -86,6 +86,15 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class ReconcilerRun:
+    """When the reconciler last ran, and what that run repaired."""
+
+    at: datetime
+    timers_rearmed: int
+    notifications_republished: int
+
+
 class IncidentStore(Protocol):
     def allocate_id(self, now: datetime) -> str: ...
     def get(self, incident_id: str) -> Incident | None: ...
@@ -121,6 +130,8 @@ class IncidentStore(Protocol):
     def overdue(self, cutoff: datetime, limit: int) -> list[TimerMessage]: ...
     def outbox_row(self, incident_id: str, dedup_id: str) -> Notification | None: ...
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]: ...
+    def record_reconciler_run(self, run: ReconcilerRun) -> bool: ...
+    def last_reconciler_run(self) -> ReconcilerRun | None: ...
 
 
 class PolicyStore(Protocol):
