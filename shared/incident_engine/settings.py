@@ -33,6 +33,9 @@ class Settings:
     webhook_queue_url: str = ""
     # Where the alarm ingest function parks payloads it cannot parse; set on that function only.
     alarm_dead_letter_url: str = ""
+    # Multiplies the webhook sender's retry waits. The template never sets it; the local stack
+    # passes make run's WEBHOOK_RETRY_SCALE so a failing receiver's retries take seconds, not minutes.
+    webhook_retry_scale: float = 1.0
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -62,6 +65,7 @@ def get_settings() -> Settings:
         allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
         alarm_dead_letter_url=env.get("ALARM_DEAD_LETTER_URL", ""),
+        webhook_retry_scale=_number("WEBHOOK_RETRY_SCALE", "1", 0),
     )
 
 
