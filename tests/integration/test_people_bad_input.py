@@ -21,9 +21,7 @@ def ids(api: Api) -> dict[str, str]:
     user = api.ok("POST", "/users", {"name": "Ann", "email": "ann@example.com"}, expect=201)
     team = api.ok("POST", "/teams", {"name": "payments", "members": [user["id"]]}, expect=201)
     layer = {"name": "l", "users": [user["id"]], "rotation": {"type": "daily", "start": "2026-11-01T09:00"}}
-    schedule = api.ok(
-        "POST", "/schedules", {"name": "s", "time_zone": "UTC", "layers": [layer]}, expect=201
-    )
+    schedule = api.ok("POST", "/schedules", {"name": "s", "time_zone": "UTC", "layers": [layer]}, expect=201)
     hook = api.ok("POST", "/webhooks", {"name": "w", "url": HOOK}, expect=201)
     return {"user": user["id"], "team": team["id"], "schedule": schedule["id"], "webhook": hook["id"]}
 
