@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from bench import calls, cold_start, cost, lateness, lists, polling, scale, warm
+from bench import calls, cold_start, cost, lateness, lists, polling, scale, schedules, warm
 from local.build import find_python313
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def main() -> int:
         "paced": 0 if quick else 200,
         "stored": 5_000 if quick else 100_000,
         "listed": 2_000 if quick else 20_000,
+        "lookups": 300 if quick else 5_000,
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or find_python313()
     if lambda_python is None:
@@ -92,7 +93,7 @@ def main() -> int:
     began = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"[{n}/8] {text} ({time.monotonic() - began:.0f} s)", flush=True)
+        print(f"[{n}/9] {text} ({time.monotonic() - began:.0f} s)", flush=True)
 
     step(1, "AWS calls per operation, counted on moto")
     ops = calls.measure()
@@ -124,6 +125,8 @@ def main() -> int:
     safety = scale.measure(sizes["stored"])
     step(8, f"list pages with {sizes['listed']:,} incidents stored; index writes per lifecycle")
     listed = lists.measure(sizes["listed"])
+    step(9, f"schedules at fire time; {sizes['lookups']:,} on-call lookups of a 4-layer schedule")
+    on_call = schedules.measure(sizes["lookups"], planned_overrides=10 if quick else 50)
 
     ours = run.all_lateness()
     fire1 = next(o for o in ops if o.name == "fire one level, 1 recipient")
@@ -209,10 +212,13 @@ def main() -> int:
             "-",
             "0 / 0",
         ],
+        _schedule_row(on_call),
     ]
     summary = _table(["measure", "ours", "baseline / alternative", "ratio", "target"], summary_rows)
     print()
     print(lists.report(listed))
+    print()
+    print(schedules.report(on_call))
     print()
     print(summary)
     print(f"\n(total {time.monotonic() - began:.0f} s)")
@@ -236,6 +242,7 @@ def main() -> int:
                 safety,
                 lambda_python,
                 sizes,
+                on_call,
             )
         )
         print(f"wrote {DOC.relative_to(ROOT)}")
@@ -265,6 +272,17 @@ def _cold_rows(
             " / ".join(f"{s.ratio(baseline):.2f}x" for s in others),
             "<= 1.5x",
         ],
+    ]
+
+
+def _schedule_row(result: schedules.ScheduleBench) -> list[str]:
+    email, schedule = result.fires[0], result.fires[2]
+    return [
+        "level fire with a schedule target: calls, RRU; on-call lookup p50",
+        f"{schedule.total}, {schedule.read_units:g} RRU; {result.lookup.fresh_p50_us:.0f} µs",
+        f"e-mail target {email.total}, {email.read_units:g} RRU",
+        f"+{schedule.total - email.total} calls",
+        "-",
     ]
 
 

@@ -80,9 +80,12 @@ class CallLog:
     # --- botocore hooks ---------------------------------------------------------------------
 
     def before_parameter_build(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        call = Call(
-            model.service_model.service_name, model.name, consistent=bool(params.get("ConsistentRead"))
+        consistent = bool(params.get("ConsistentRead")) or any(
+            # BatchGetItem asks for consistency per table
+            isinstance(keys, dict) and keys.get("ConsistentRead")
+            for keys in (params.get("RequestItems") or {}).values()
         )
+        call = Call(model.service_model.service_name, model.name, consistent=consistent)
         if call.service == "dynamodb":
             call.write_units = _write_units(model.name, params)
         self.calls.append(call)

@@ -6,12 +6,13 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cost
+from bench import cost, schedules
 from bench.calls import OpCalls
 from bench.cold_start import ColdStart
 from bench.lateness import LatenessRun, percentile
 from bench.polling import PollingResult
 from bench.scale import ScaleResult
+from bench.schedules import ScheduleBench
 from bench.warm import RouteCost
 
 
@@ -63,6 +64,7 @@ def document(
     safety: ScaleResult,
     lambda_python: str,
     sizes: dict[str, int],
+    schedule_bench: ScheduleBench | None = None,
 ) -> str:
     from bench.__main__ import _machine, _python_version
 
@@ -315,4 +317,6 @@ def document(
         "time. Target: at most 2x the overdue count. Met.",
         "",
     ]
+    if schedule_bench is not None:
+        parts.append(schedules.section(schedule_bench, _table))
     return "\n".join(parts)

@@ -138,6 +138,8 @@ class TopicTap:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
         # (arrived on our side (monotonic), SNS's send time (epoch ms), message attributes)
         self.seen: list[tuple[float, int, dict[str, str]]] = []
+        # every message in full, in arrival order: {"subject", "message", "attributes"}
+        self.messages: list[dict[str, Any]] = []
 
     def poll(self, wait_seconds: int = 0) -> list[tuple[float, int, dict[str, str]]]:
         got = self.sqs.receive_message(
@@ -150,6 +152,9 @@ class TopicTap:
             envelope = json.loads(message["Body"])
             attrs = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
             self.seen.append((time.monotonic(), int(message["Attributes"]["SentTimestamp"]), attrs))
+            self.messages.append(
+                {"subject": envelope.get("Subject"), "message": envelope["Message"], "attributes": attrs}
+            )
         if got:
             self.sqs.delete_message_batch(
                 QueueUrl=self.url,

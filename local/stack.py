@@ -11,7 +11,9 @@ topic and an EventBridge rule reach the alarm ingest function
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
 RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
-may take to send a request).
+may take to send a request), WEBHOOK_RETRY_SCALE (1; multiplies the webhook sender's retry waits,
+e.g. 0.01 makes its 8 attempts take seconds instead of 17 minutes; local only, the template never
+sets it).
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def main() -> int:
     api_port = int(os.environ.get("API_PORT", "3000"))
     aws_port = int(os.environ.get("AWS_PORT", "5000"))
     reconcile_every = float(os.environ.get("RECONCILE_SECONDS", "60"))
+    retry_scale = os.environ.get("WEBHOOK_RETRY_SCALE", "1")
+    try:
+        if float(retry_scale) < 0:
+            raise ValueError
+    except ValueError:
+        say(f"error: WEBHOOK_RETRY_SCALE must be a number of at least 0, not {retry_scale!r}")
+        return 2
     token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
     for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port)):
         if not _port_free(host, port):
@@ -188,9 +197,9 @@ def main() -> int:
     for spec in stack.functions.values():
         if spec.sqs_queue and spec.logical_id != worker.logical_id:
             queue = (stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region)
-            worker_envs.append(
-                (spec.logical_id, {**os.environ, **spec.environment, **spec_to_env(spec, *queue)})
-            )
+            env = {**os.environ, **spec.environment, **spec_to_env(spec, *queue)}
+            env["WEBHOOK_RETRY_SCALE"] = retry_scale  # the sender's retry waits (local only)
+            worker_envs.append((spec.logical_id, env))
 
     def start_worker(env: dict[str, str]) -> subprocess.Popen[Any]:
         return subprocess.Popen([sys.executable, "-m", "local.worker"], env=env, start_new_session=True)

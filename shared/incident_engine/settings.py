@@ -37,6 +37,9 @@ class Settings:
     api_token_sha256: str = ""
     timer_dead_letter_url: str = ""
     webhook_dead_letter_url: str = ""
+    # Multiplies the webhook sender's retry waits. The template never sets it; the local stack
+    # passes make run's WEBHOOK_RETRY_SCALE so a failing receiver's retries take seconds, not minutes.
+    webhook_retry_scale: float = 1.0
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -69,6 +72,7 @@ def get_settings() -> Settings:
         api_token_sha256=env.get("API_TOKEN_SHA256", "").strip().lower(),
         timer_dead_letter_url=env.get("TIMER_DEAD_LETTER_URL", ""),
         webhook_dead_letter_url=env.get("WEBHOOK_DEAD_LETTER_URL", ""),
+        webhook_retry_scale=_number("WEBHOOK_RETRY_SCALE", "1", 0),
     )
 
 

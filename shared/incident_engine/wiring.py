@@ -112,6 +112,7 @@ class Services:
             UrllibPoster(),
             self.clock,
             self.settings.allow_private_targets,
+            self.settings.webhook_retry_scale,
         )
         visibility = SqsVisibility(
             sqs_client(self.settings.region, self.settings.endpoint_url), self.settings.webhook_queue_url

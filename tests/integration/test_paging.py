@@ -165,3 +165,77 @@ def test_policies_name_only_existing_people_and_people_named_cannot_be_deleted(
     policy(api, [[{"type": "user", "user_id": people["bob"]}]])
     status, body = api.call("DELETE", f"/users/{people['bob']}")
     assert status == 409 and any(r["kind"] == "policy" for r in body["references"]), body
+
+
+def test_more_than_80_recipients_on_one_level_are_truncated_and_the_timeline_says_so(
+    api: Api, tap: Tap
+) -> None:
+    # Given a team of 9 people with 10 contact methods each: 90 recipients for one level
+    members = []
+    for n in range(9):
+        methods = [{"type": "sms", "address": f"+1555{n:03d}{m:04d}"} for m in range(9)]
+        methods.append({"type": "email", "address": f"member{n}@example.com"})
+        body = {"name": f"Member {n}", "email": f"member{n}@example.com", "contact_methods": methods}
+        members.append(api.ok("POST", "/users", body, expect=201)["id"])
+    team = api.ok("POST", "/teams", {"name": "everyone", "members": members}, expect=201)
+    policy(api, [[{"type": "team", "team_id": team["id"]}]])
+    # When an incident opens and level 0 fires
+    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
+    # Then the first 80 are paged (one fire is one transaction), and the timeline says how many were not
+    pages = paged(tap)
+    assert sum(pages.values()) == 80 and set(pages.values()) == {1}
+    assert ("sms", "+15550000000") in pages and ("email", "member8@example.com") not in pages
+    [truncated] = [
+        e for e in api.ok("GET", f"/incidents/{inc}/timeline")["items"] if e["type"] == "recipients_truncated"
+    ]
+    assert truncated["data"] == {"level": 0, "paged": 80, "total": 90}
+    rows = api.ok("GET", f"/incidents/{inc}/notifications", query={"limit": "100"})["items"]
+    assert len(rows) == 80
+    [step] = api.ok("GET", f"/incidents/{inc}/escalations")["items"][:1]
+    assert len(step["recipients"]) == 80
+
+
+def test_a_timer_fire_reads_the_schedule_at_the_instant_it_fires(
+    api: Api, people: dict[str, str], aws, clock
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from incident_engine.domain.model import TimerMessage
+    from incident_engine.usecases.escalation import EscalationTimerService
+    from incident_engine.wiring import services
+
+    # Given Ann on call until a 08:00 handoff to Bob, and level 1 targeting the schedule due at 07:59:30
+    body = rotation([people["ann"], people["bob"]])
+    body["time_zone"] = "UTC"
+    body["layers"][0]["rotation"] = {"type": "daily", "start": "2026-11-21T08:00", "handoff_time": "08:00"}
+    schedule = api.ok("POST", "/schedules", body, expect=201)
+    levels = [
+        {"delay_minutes": 0, "targets": [{"type": "user", "email": "desk@example.com"}]},
+        {"delay_minutes": 59.5, "targets": [{"type": "schedule", "schedule_id": schedule["id"]}]},
+    ]
+    api.ok("POST", "/policies", {"name": "p", "is_default": True, "levels": levels}, expect=201)
+    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
+
+    class Ticking:
+        """Each reading 0.4 s after the last: the fire's own instant is 07:59:59.9, just before the
+        handoff; anything read after it is past 08:00."""
+
+        def __init__(self) -> None:
+            self.at = datetime(2026, 11, 22, 7, 59, 59, 100_000, tzinfo=UTC)
+
+        def now(self) -> datetime:
+            self.at += timedelta(milliseconds=400)
+            return self.at
+
+    s = services()
+    worker = EscalationTimerService(s.incidents, s.dispatcher, Ticking(), None, paging=s.paging_config())
+    stored = s.incidents.get(inc)
+    assert stored is not None and stored.token is not None and stored.due_at is not None
+    # When level 1 fires at 07:59:59.9
+    worker.handle_timer(TimerMessage(inc, stored.token, stored.due_at))
+    # Then Ann, on call at that instant, is paged: the configuration was read for that same instant
+    step = api.ok("GET", f"/incidents/{inc}/escalations")["items"][1]
+    assert step["executed_at"] == "2026-11-22T07:59:59.900Z"
+    assert {r["user_id"] for r in step["recipients"]} == {people["ann"]}
+    events = [e["type"] for e in api.ok("GET", f"/incidents/{inc}/timeline")["items"]]
+    assert "nobody_on_call" not in events

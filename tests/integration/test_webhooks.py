@@ -260,3 +260,30 @@ def test_a_persons_own_webhook_and_slack_contact_methods_are_delivered(
         ("slack", "delivered"),
         ("webhook", "delivered"),
     ]
+
+
+def test_the_local_retry_scale_shortens_every_wait_and_keeps_the_attempts(
+    api: Api, aws: LocalStack, receiver: Receiver, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from incident_engine.wiring import reset_services
+
+    # Given the sender told to wait a hundredth of each retry delay (make run's WEBHOOK_RETRY_SCALE)
+    monkeypatch.setenv("WEBHOOK_RETRY_SCALE", "0.01")
+    reset_settings()
+    reset_services()
+    receiver.status = 500
+    webhook_policy(api, receiver.url)
+    inc = api.ok("POST", "/incidents", {"title": "x", "severity": "P1"}, expect=201)["id"]
+    sender = Sender(aws)
+    # When it tries, and the clock moves just past each scaled wait (whole seconds, at least one)
+    assert sender.deliver() == 1
+    for n, wait in enumerate([1, 1, 1, 2, 3, 3, 3], start=1):
+        assert sender.deliver() == 0, n  # never before its wait
+        clock.shift(wait + 0.5)
+        assert sender.deliver() == 1, n
+    # Then it made the same 8 attempts as a deployed stack, and gave up the same way
+    assert len(receiver.requests) == 8
+    row = webhook_row(api, inc)
+    assert (row["status"], row["delivery_attempts"], row["last_http_status"]) == ("failed", 8, 500)
+    clock.shift(200)  # the queue's own visibility timeout (180 s) after the last attempt, unscaled
+    assert sender.deliver() == 0 and sender.dead_letters() == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from incident_engine.domain import engine
@@ -87,7 +87,7 @@ class EscalationTimerService:
                     now,
                     self._base_url,
                     self._action_links,
-                    self._view(incident, timer.token),
+                    self._view(incident, timer.token, now),
                 )
                 if incident
                 else None
@@ -145,13 +145,14 @@ class EscalationTimerService:
             return TimerOutcome.SUPERSEDED
         raise RetryLater(f"incident {timer.incident_id} kept changing")
 
-    def _view(self, incident: Incident, token: str) -> ConfigView | None:
-        """The configuration the level about to fire names, read now (skipped for stale timers)."""
+    def _view(self, incident: Incident, token: str, now: datetime) -> ConfigView | None:
+        """The configuration the level about to fire names, as of the fire's own instant (skipped for
+        stale timers): read for a later instant, a handoff in between would page nobody."""
         cur = incident.escalation
         if self._paging is None or cur is None or incident.token != token or incident.status in TERMINAL:
             return None
         levels = levels_about_to_fire(cur.policy, cur.next_level, incident.status is Status.SNOOZED)
-        return self._paging.view_for(cur.policy, levels, self._clock.now())
+        return self._paging.view_for(cur.policy, levels, now)
 
     @staticmethod
     def _stale(timer: TimerMessage) -> TimerOutcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -131,13 +132,20 @@ class WebhookDelivery:
     """Delivers one notification to one webhook; SQS carries the retries."""
 
     def __init__(
-        self, store: WebhookStore, log: DeliveryLog, http: HttpPoster, clock: Clock, allow_private: bool
+        self,
+        store: WebhookStore,
+        log: DeliveryLog,
+        http: HttpPoster,
+        clock: Clock,
+        allow_private: bool,
+        retry_scale: float = 1.0,
     ) -> None:
         self._store = store
         self._log = log
         self._http = http
         self._clock = clock
         self._allow_private = allow_private
+        self._retry_scale = retry_scale  # < 1 only on the local stack: the same retries, sooner
 
     def deliver(self, delivery: Delivery, webhook_id: str, attempt: int) -> DeliveryResult:
         found: tuple[Webhook, str | None] | None
@@ -190,7 +198,9 @@ class WebhookDelivery:
             return DeliveryResult(Outcome.FAILED)
         self._record(delivery, "retrying", attempt, status, error)
         count("WebhookRetried")
-        return DeliveryResult(Outcome.RETRY, RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1])
+        wait = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
+        # SQS takes whole seconds; at least one, so a scaled retry still comes back after the attempt.
+        return DeliveryResult(Outcome.RETRY, max(1, math.ceil(wait * self._retry_scale)))
 
     def _record(
         self, d: Delivery, status: str, attempts: int, http_status: int | None, error: str | None
