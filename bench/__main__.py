@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from bench import calls, cold_start, cost, lateness, lists, polling, scale, warm
+from bench import alerts, calls, cold_start, cost, lateness, lists, polling, scale, warm
 from local.build import find_python313
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def main() -> int:
         "paced": 0 if quick else 200,
         "stored": 5_000 if quick else 100_000,
         "listed": 2_000 if quick else 20_000,
+        "alerts": 5 if quick else 200,  # per ingest path, at 10 a second
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or find_python313()
     if lambda_python is None:
@@ -92,7 +93,7 @@ def main() -> int:
     began = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"[{n}/8] {text} ({time.monotonic() - began:.0f} s)", flush=True)
+        print(f"[{n}/9] {text} ({time.monotonic() - began:.0f} s)", flush=True)
 
     step(1, "AWS calls per operation, counted on moto")
     ops = calls.measure()
@@ -124,6 +125,8 @@ def main() -> int:
     safety = scale.measure(sizes["stored"])
     step(8, f"list pages with {sizes['listed']:,} incidents stored; index writes per lifecycle")
     listed = lists.measure(sizes["listed"])
+    step(9, f"the alert path: {sizes['alerts']} alerts per ingest path at 10/s; AWS calls per alert")
+    alert_path = alerts.run(sizes["alerts"])
 
     ours = run.all_lateness()
     fire1 = next(o for o in ops if o.name == "fire one level, 1 recipient")
@@ -210,6 +213,7 @@ def main() -> int:
             "0 / 0",
         ],
     ]
+    summary_rows += alerts.summary_rows(alert_path)
     summary = _table(["measure", "ours", "baseline / alternative", "ratio", "target"], summary_rows)
     print()
     print(lists.report(listed))
@@ -236,6 +240,7 @@ def main() -> int:
                 safety,
                 lambda_python,
                 sizes,
+                alert_path,
             )
         )
         print(f"wrote {DOC.relative_to(ROOT)}")

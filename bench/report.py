@@ -6,7 +6,7 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cost
+from bench import alerts, cost
 from bench.calls import OpCalls
 from bench.cold_start import ColdStart
 from bench.lateness import LatenessRun, percentile
@@ -63,6 +63,7 @@ def document(
     safety: ScaleResult,
     lambda_python: str,
     sizes: dict[str, int],
+    alert_path: alerts.AlertBench | None = None,
 ) -> str:
     from bench.__main__ import _machine, _python_version
 
@@ -314,5 +315,6 @@ def document(
         "O(stored), because only incidents with an armed timer carry the sparse `DueIndex` key, sorted by due "
         "time. Target: at most 2x the overdue count. Met.",
         "",
+        *([alerts.section(alert_path)] if alert_path else []),
     ]
     return "\n".join(parts)
