@@ -517,9 +517,9 @@ def splice(document: str, text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="the alert path's benchmarks")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, prints only")
-    parser.add_argument("--alerts", type=int, default=None, help="alerts per path (default 300; quick 5)")
+    parser.add_argument("--alerts", type=int, default=None, help="alerts per path (default 200; quick 5)")
     args = parser.parse_args()
-    alerts = args.alerts or (5 if args.quick else 300)
+    alerts = args.alerts or (5 if args.quick else 200)
     bench = run(alerts)
     text = section(bench)
     print(text)

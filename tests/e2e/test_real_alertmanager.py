@@ -92,7 +92,7 @@ def alertmanager(stack: LocalStackProcess, tmp_path: Path) -> Iterator[Alertmana
                 "name": "incident-engine",
                 "webhook_configs": [
                     {
-                        "url": f"{stack.url}/integrations/alertmanager",
+                        "url": f"{stack.url}/v1/integrations/alertmanager",  # the README's, stage and all
                         "send_resolved": True,
                         "http_config": {"authorization": {"credentials": service["integration_key"]}},
                     }
