@@ -209,7 +209,7 @@ class PathLatency:
     new: int = 0
     repeats: int = 0
     latency_ms: list[float] = field(default_factory=list)  # new alerts only: repeats page nobody
-    lost: int = 0  # a new alert with no page
+    lost: int = 0  # a new alert with no page by the deadline (a backlog, or truly lost)
     repeat_pages: int = 0  # a page for a repeat: there must be none
     send_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -390,12 +390,14 @@ class AlertBench:
     alerts_per_path: int
     latency: list[PathLatency]
     calls: list[AlertCalls]
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
 
 def run(alerts_per_path: int, progress: bool = True) -> AlertBench:
     calls = measure_calls()
+    before = os.getloadavg()[0]
     latency = measure_latency(alerts_per_path, progress)
-    return AlertBench(alerts_per_path, latency, calls)
+    return AlertBench(alerts_per_path, latency, calls, (before, os.getloadavg()[0]))
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -411,7 +413,7 @@ def summary_rows(bench: AlertBench) -> list[list[str]]:
             [
                 f"alert to first page p50 / p99, {r.path} ({r.sent} at {RATE:g}/s, {r.repeats} repeats)",
                 f"{percentile(r.latency_ms, 0.5):.0f} / {percentile(r.latency_ms, 0.99):.0f} ms",
-                f"lost {r.lost}, repeat pages {r.repeat_pages}",
+                f"no page by the deadline {r.lost}, repeat pages {r.repeat_pages}",
                 "-",
                 "-",
             ]
@@ -472,7 +474,9 @@ def section(bench: AlertBench) -> str:
         "on its level-0 page (one clock). The Alertmanager row posts the body Alertmanager sends "
         "straight to the webhook, so "
         "Alertmanager's own `group_wait` (30 s by default) is not in it; the CloudWatch rows include the "
-        "local stack's feed poller (it looks every 0.2 s when idle), where AWS pushes to Lambda.",
+        "local stack's feed poller (it looks every 0.2 s when idle), where AWS pushes to Lambda. "
+        f"The machine's load average was {bench.load[0]:.1f} before and {bench.load[1]:.1f} after "
+        f"({os.cpu_count()} cores): these latencies are the local stack's on this machine, not Lambda's.",
         "",
         _table(
             [
@@ -483,7 +487,7 @@ def section(bench: AlertBench) -> str:
                 "p50 ms",
                 "p99 ms",
                 "max ms",
-                "lost",
+                "no page by the deadline",
                 "pages for repeats",
                 "errors",
             ],

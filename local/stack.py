@@ -8,7 +8,8 @@ EventBridge Scheduler; the alarm topic and an EventBridge rule reach the alarm i
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
 RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
-LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
+LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
+at once), LOCAL_READ_TIMEOUT (10; seconds a client
 may take to send a request).
 """
 
@@ -149,8 +150,13 @@ def main() -> int:
 
     # The alarm ingest function's SNS topic and EventBridge rule, wired as the template declares.
     from local.async_sources import AsyncSources
+    from local.gateway import ContainerPool
 
-    async_sources = AsyncSources(session, stack, aws_url)
+    # Each delivery in a container process of its own, several at once, as Lambda invokes them.
+    async_containers = ContainerPool(int(os.environ.get("LOCAL_ASYNC_CONTAINERS", "4")), say)
+    async_sources = AsyncSources(
+        session, stack, aws_url, invoker=async_containers.invoke, concurrency=async_containers.size
+    )
 
     def tick() -> bool:
         report = invoke(reconciler, scheduled_event(reconciler))
@@ -250,6 +256,7 @@ def main() -> int:
     gateway.shutdown()
     for thread in threads:
         thread.join(timeout=5)
+    async_containers.close()
     children: list[subprocess.Popen[Any]] = [*workers, emulator]
     for child in children:  # workers first, while the emulator still answers
         child.terminate()
