@@ -9,6 +9,7 @@ User-Agent, its body), through the local gateway and the token authorizer.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -154,6 +155,11 @@ ALERTS = [
 ]
 
 
+def webhook_answers() -> list[str]:
+    """The status of every webhook request the stack answered, from its log (`make run`'s lines)."""
+    return re.findall(r"\[api\] POST /v1/integrations/alertmanager -> (\d+)", LOG.read_text())
+
+
 def incidents(stack: LocalStackProcess) -> list[dict[str, Any]]:
     status, page = stack.call("GET", "/incidents")
     assert status == 200, page
@@ -192,10 +198,13 @@ def test_one_incident_per_firing_alert_resolved_when_it_clears(
         assert kept["integration"] == "alertmanager" and kept["raw"]["version"] == "4", kept
         assert kept["raw"]["alert"]["annotations"] == alert["annotations"], kept
         assert kept["raw"]["receiver"] == "incident-engine"
-    # And every delivery Alertmanager made was accepted: none failed (a refused header, User-Agent
-    # or body would count here, and Alertmanager would keep retrying it)
+    # And every delivery Alertmanager made was answered 200: none refused for its headers, User-Agent
+    # or body (on a busy machine Alertmanager may give up waiting on one and send it again: a timeout
+    # of its own, which it counts as failed, so its failure counter is not the measure here)
     assert alertmanager.metric("alertmanager_notifications_total", integration="webhook") >= 1
-    assert alertmanager.metric("alertmanager_notifications_failed_total", integration="webhook") == 0
+    # (the stack logs a request once it has answered it, a moment after its incidents are stored)
+    wait_for(webhook_answers, HANG, "the stack's log line for the webhook's request")
+    assert set(webhook_answers()) == {"200"}, webhook_answers()
 
     # When both alerts are posted again with an end in the past (they cleared)
     ended = [
@@ -218,4 +227,4 @@ def test_one_incident_per_firing_alert_resolved_when_it_clears(
     for incident in closed.values():
         status, timeline = stack.call("GET", f"/incidents/{incident['id']}/timeline")
         assert status == 200 and timeline["items"][-1]["type"] == "resolved", timeline
-    assert alertmanager.metric("alertmanager_notifications_failed_total", integration="webhook") == 0
+    assert set(webhook_answers()) == {"200"}, webhook_answers()
