@@ -20,7 +20,7 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 
-from bench import calls, cold_start, cost, lateness, lists, polling, scale, schedules, warm
+from bench import alerts, calls, cold_start, cost, lateness, lists, polling, scale, schedules, warm
 from local.build import find_python313
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,7 @@ def main() -> int:
         "stored": 5_000 if quick else 100_000,
         "listed": 2_000 if quick else 20_000,
         "lookups": 300 if quick else 5_000,
+        "alerts": 5 if quick else 200,  # per ingest path, at 10 a second
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or find_python313()
     if lambda_python is None:
@@ -93,7 +94,7 @@ def main() -> int:
     began = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"[{n}/9] {text} ({time.monotonic() - began:.0f} s)", flush=True)
+        print(f"[{n}/10] {text} ({time.monotonic() - began:.0f} s)", flush=True)
 
     step(1, "AWS calls per operation, counted on moto")
     ops = calls.measure()
@@ -127,6 +128,8 @@ def main() -> int:
     listed = lists.measure(sizes["listed"])
     step(9, f"schedules at fire time; {sizes['lookups']:,} on-call lookups of a 4-layer schedule")
     on_call = schedules.measure(sizes["lookups"], planned_overrides=10 if quick else 50)
+    step(10, f"the alert path: {sizes['alerts']} alerts per ingest path at 10/s; AWS calls per alert")
+    alert_path = alerts.run(sizes["alerts"])
 
     ours = run.all_lateness()
     fire1 = next(o for o in ops if o.name == "fire one level, 1 recipient")
@@ -214,6 +217,7 @@ def main() -> int:
         ],
         _schedule_row(on_call),
     ]
+    summary_rows += alerts.summary_rows(alert_path)
     summary = _table(["measure", "ours", "baseline / alternative", "ratio", "target"], summary_rows)
     print()
     print(lists.report(listed))
@@ -243,6 +247,7 @@ def main() -> int:
                 lambda_python,
                 sizes,
                 on_call,
+                alert_path,
             )
         )
         print(f"wrote {DOC.relative_to(ROOT)}")

@@ -6,7 +6,7 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import cost, schedules
+from bench import alerts, cost, schedules
 from bench.calls import OpCalls
 from bench.cold_start import ColdStart
 from bench.lateness import LatenessRun, percentile
@@ -65,6 +65,7 @@ def document(
     lambda_python: str,
     sizes: dict[str, int],
     schedule_bench: ScheduleBench | None = None,
+    alert_path: alerts.AlertBench | None = None,
 ) -> str:
     from bench.__main__ import _machine, _python_version
 
@@ -316,6 +317,7 @@ def document(
         "O(stored), because only incidents with an armed timer carry the sparse `DueIndex` key, sorted by due "
         "time. Target: at most 2x the overdue count. Met.",
         "",
+        *([alerts.section(alert_path)] if alert_path else []),
     ]
     if schedule_bench is not None:
         parts.append(schedules.section(schedule_bench, _table))

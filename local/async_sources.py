@@ -5,12 +5,17 @@ For each function's `SNS` event an SQS queue is subscribed to the topic, and for
 target. `poll()` turns each queued message into the event Lambda would get (the SNS record, or
 the EventBridge event itself) and invokes the function; a failing invocation is retried up to the
 function's MaximumRetryAttempts, then sent to its OnFailure queue, as Lambda's async invoke does.
+With an `invoker` and `concurrency` > 1, what one poll received is delivered side by side (the local
+stack gives each delivery a container process of its own, as Lambda runs async invocations
+concurrently); one at a time, a burst of alarms queued behind each other for minutes.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +35,16 @@ class Feed:
 
 
 class AsyncSources:
-    def __init__(self, session: Any, stack: LocalStack, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        stack: LocalStack,
+        endpoint_url: str | None = None,
+        invoker: Callable[[FunctionSpec, dict[str, Any]], Any] | None = None,  # None: in this process
+        concurrency: int = 1,
+    ) -> None:
+        self._invoke = invoker
+        self._pool = ThreadPoolExecutor(concurrency, "async-source") if concurrency > 1 else None
         kwargs: dict[str, Any] = {"region_name": stack.region}
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
@@ -61,21 +75,24 @@ class AsyncSources:
 
     def poll(self) -> bool:
         """Deliver what is waiting on every feed once; True when anything was delivered."""
-        busy = False
+        work = []
         for feed in self.feeds:
             got = self.sqs.receive_message(
                 QueueUrl=feed.queue_url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
             ).get("Messages", [])
-            for message in got:
-                busy = True
+            work += [(feed, message) for message in got]
+        if self._pool is None:
+            for feed, message in work:
                 self._deliver(feed, message)
-        return busy
+        else:
+            list(self._pool.map(lambda item: self._deliver(*item), work))  # each raises nothing
+        return bool(work)
 
     def _deliver(self, feed: Feed, message: dict[str, Any]) -> None:
         body = json.loads(message["Body"])
         event = sns_event(body, feed.subscription_arn or "") if feed.kind == "sns" else body
         try:
-            invoke(feed.spec, event)
+            (self._invoke or invoke)(feed.spec, event)
         except Exception as exc:
             tries = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             if tries <= feed.spec.max_retry_attempts:

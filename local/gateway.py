@@ -232,9 +232,9 @@ class Gateway:
 
         class _Server(ThreadingHTTPServer):
             daemon_threads = True
-            # socketserver listens with a backlog of 5: fifty clients connecting at once overflowed
-            # it while the accept loop was slow (a busy machine), and some connections were reset.
-            request_queue_size = 128
+            # socketserver listens with a backlog of 5: a burst of clients connecting at once (100
+            # monitors firing together) overflowed it and saw connections reset. API Gateway takes them.
+            request_queue_size = 1024
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 if isinstance(sys.exc_info()[1], ConnectionError):

@@ -10,10 +10,10 @@ topic and an EventBridge rule reach the alarm ingest function
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
 RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
-LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
-may take to send a request), WEBHOOK_RETRY_SCALE (1; multiplies the webhook sender's retry waits,
-e.g. 0.01 makes its 8 attempts take seconds instead of 17 minutes; local only, the template never
-sets it).
+LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
+at once), LOCAL_READ_TIMEOUT (10; seconds a client may take to send a request), WEBHOOK_RETRY_SCALE
+(1; multiplies the webhook sender's retry waits, e.g. 0.01 makes its 8 attempts take seconds instead
+of 17 minutes; local only, the template never sets it).
 """
 
 from __future__ import annotations
@@ -159,8 +159,13 @@ def main() -> int:
 
     # The alarm ingest function's SNS topic and EventBridge rule, wired as the template declares.
     from local.async_sources import AsyncSources
+    from local.gateway import ContainerPool
 
-    async_sources = AsyncSources(session, stack, aws_url)
+    # Each delivery in a container process of its own, several at once, as Lambda invokes them.
+    async_containers = ContainerPool(int(os.environ.get("LOCAL_ASYNC_CONTAINERS", "4")), say)
+    async_sources = AsyncSources(
+        session, stack, aws_url, invoker=async_containers.invoke, concurrency=async_containers.size
+    )
 
     def show_notifications() -> bool:
         got = sqs.receive_message(QueueUrl=tap_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
@@ -278,6 +283,7 @@ def main() -> int:
     gateway.shutdown()
     for thread in threads:
         thread.join(timeout=5)
+    async_containers.close()
     children: list[subprocess.Popen[Any]] = [*workers, scheduler, emulator]
     for child in children:  # workers first, while the emulator still answers
         child.terminate()

@@ -118,3 +118,25 @@ def test_a_lost_race_answers_5xx_so_alertmanager_retries_the_batch(
     # When a batch arrives, then the answer is one Alertmanager retries (5xx, not 4xx)
     status, body = post(aws, api, service["integration_key"], load_event("alertmanager_webhook_firing.json"))
     assert status == 503 and "retry" in body["message"], body
+
+
+def test_the_incident_shows_the_latest_alert_with_its_annotations(
+    aws: LocalStack, api: Api, service: dict[str, Any]
+) -> None:
+    # Given a firing batch stored, and an incident opened by hand
+    firing = load_event("alertmanager_webhook_firing.json")
+    assert post(aws, api, service["integration_key"], firing)[0] == 200
+    by_hand = api.ok("POST", "/incidents", {"title": "by hand", "severity": "P3"}, expect=201)
+    # When each incident is read
+    listed = api.ok("GET", "/incidents")["items"]
+    shown = {i["id"]: api.ok("GET", f"/incidents/{i['id']}") for i in listed}
+    # Then an alert's incident shows the alert as Alertmanager sent it, annotations included
+    for alert in firing["alerts"]:
+        [incident] = [i for i in shown.values() if i["dedup_key"] == alert["fingerprint"]]
+        kept = incident["latest_alert"]
+        assert kept["integration"] == "alertmanager" and kept["action"] == "trigger", kept
+        assert kept["raw"]["alert"]["annotations"] == alert["annotations"]
+        assert kept["raw"]["alert"]["labels"] == alert["labels"]
+    # And one opened by hand has none; a list page carries none (it would be too large)
+    assert shown[by_hand["id"]]["latest_alert"] is None
+    assert all(i["latest_alert"] is None for i in listed)

@@ -4,6 +4,7 @@ an event put on the default bus reach the alarm ingest function as the template 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import boto3
@@ -73,3 +74,25 @@ def test_a_failing_invocation_is_retried_then_sent_to_the_on_failure_queue(
     record = json.loads(got[0]["Body"])
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["responsePayload"]["errorMessage"] == "store unavailable"
+
+
+def test_with_an_invoker_and_concurrency_a_burst_is_delivered_side_by_side(aws: LocalStack) -> None:
+    # Given a feed delivering three at a time, through an invoker that only returns once all three
+    # deliveries are in flight together (a barrier; its timeout only guards against a hang)
+    together = threading.Barrier(3, timeout=60)
+    delivered: list[str] = []
+
+    def invoker(spec: Any, event: Any) -> Any:
+        together.wait()
+        delivered.append(event["Records"][0]["Sns"]["Message"])
+        return {"outcomes": [], "rejected": 0}
+
+    sources = AsyncSources(boto3.Session(), aws, invoker=invoker, concurrency=3)
+    sns = boto3.client("sns", region_name=aws.region)
+    # When three alarm messages arrive at once
+    for n in range(3):
+        sns.publish(TopicArn=aws.outputs["AlarmTopicArn"], Message=f"alarm {n}")
+    assert sources.poll()  # one receive takes all three (up to 10)
+    # Then all three were in flight at the same time, and each was delivered once
+    assert not together.broken
+    assert sorted(delivered) == ["alarm 0", "alarm 1", "alarm 2"]

@@ -126,7 +126,9 @@ def list_incidents(
 
 @router.get("/incidents/<incident_id>", tags=["incidents"], summary="Get one incident")
 def get_incident(incident_id: str) -> IncidentOut:
-    return IncidentOut.of(_service().get_incident(_id(incident_id)))
+    incident = _service().get_incident(_id(incident_id))
+    # Only here: a list page of alert payloads (up to 32 KB each) would be too large to be useful.
+    return IncidentOut.of(incident).model_copy(update={"latest_alert": incident.latest_alert})
 
 
 @router.post("/incidents/<incident_id>/acknowledge", tags=["lifecycle"], summary="Acknowledge: stop paging")

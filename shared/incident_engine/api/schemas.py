@@ -329,6 +329,11 @@ class IncidentOut(BaseModel):
     suppressed: bool = Field(description="Recorded but not paged (routing rule or maintenance)")
     assignees: list[str]
     runbooks: list[dict[str, Any]]
+    latest_alert: dict[str, Any] | None = Field(
+        default=None,
+        description="GET /incidents/{id} only: the latest alert as its source sent it (labels, "
+        "annotations, custom details), bounded; null for an incident opened by hand",
+    )
 
     @staticmethod
     def of(i: Incident) -> IncidentOut:
