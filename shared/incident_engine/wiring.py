@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from incident_engine.store.people import TeamRepository, UserRepository
     from incident_engine.store.schedules import ScheduleRepository
     from incident_engine.usecases.config import ConfigService
+    from incident_engine.usecases.heartbeats import HeartbeatService
 
 
 class ConfigStores(NamedTuple):
@@ -162,6 +163,24 @@ class Services:
         dead_letter = SqsDeadLetter(sqs_client(region, endpoint), self.settings.alarm_dead_letter_url)
         return AlarmReceiver(ingest, dead_letter, logger)
 
+    def heartbeat_service(self, base_url: str | None = None) -> HeartbeatService:
+        from incident_engine.adapters.timers import EscalationTimerQueue
+        from incident_engine.store.heartbeats import HeartbeatRepository
+        from incident_engine.usecases.alert_incidents import CatalogDirectory
+        from incident_engine.usecases.heartbeats import HeartbeatService, StoreOutages
+
+        settings = self.settings
+        sqs = sqs_client(settings.region, settings.endpoint_url)
+        return HeartbeatService(
+            HeartbeatRepository(),
+            EscalationTimerQueue(sqs, settings.timer_queue_url),
+            self.clock,
+            CatalogDirectory(self.service_catalog()),
+            StoreOutages(self.incidents),
+            lambda: self.alert_ingest(base_url),
+            settings.reconcile_grace_seconds,
+        )
+
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
             self.incidents,
@@ -172,6 +191,7 @@ class Services:
             self.settings.reconcile_batch,
             self.action_links(self.settings.public_api_url),
             self.paging_config(),
+            extra_timers=lambda limit: self.heartbeat_service().rearm_due(limit),
         )
 
 

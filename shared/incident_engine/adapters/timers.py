@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from incident_engine.domain.heartbeats import HeartbeatTimer
 from incident_engine.domain.model import TimerMessage
 from incident_engine.domain.timefmt import parse_iso, to_key
 
@@ -14,11 +15,20 @@ if TYPE_CHECKING:
 MAX_DELAY_SECONDS = 900  # SQS's ceiling; longer waits hop
 
 
-def encode_timer(message: TimerMessage) -> str:
-    return json.dumps(
-        {"incident_id": message.incident_id, "token": message.token, "due_at": to_key(message.due_at)},
-        separators=(",", ":"),
-    )
+HEARTBEAT_KIND = "heartbeat"  # an incident's escalation timer carries no "kind" (the first one)
+
+
+def encode_timer(message: TimerMessage | HeartbeatTimer) -> str:
+    if isinstance(message, HeartbeatTimer):
+        body = {
+            "kind": HEARTBEAT_KIND,
+            "heartbeat_id": message.heartbeat_id,
+            "token": message.token,
+            "due_at": to_key(message.due_at),
+        }
+    else:
+        body = {"incident_id": message.incident_id, "token": message.token, "due_at": to_key(message.due_at)}
+    return json.dumps(body, separators=(",", ":"))
 
 
 def decode_timer(body: str) -> TimerMessage:
@@ -26,12 +36,25 @@ def decode_timer(body: str) -> TimerMessage:
     return TimerMessage(str(data["incident_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
 
 
+def decode_any_timer(body: str) -> TimerMessage | HeartbeatTimer:
+    """Either kind of timer; anything else raises (the record fails and ends in the DLQ)."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("a timer message is a JSON object")
+    kind = data.get("kind")
+    if kind is None:
+        return decode_timer(body)
+    if kind == HEARTBEAT_KIND:
+        return HeartbeatTimer(str(data["heartbeat_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
+    raise ValueError(f"unknown timer kind {str(kind)[:40]!r}")
+
+
 class EscalationTimerQueue:
     def __init__(self, client: SQSClient, queue_url: str) -> None:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, message: TimerMessage, delay_seconds: int) -> None:
+    def send(self, message: TimerMessage | HeartbeatTimer, delay_seconds: int) -> None:
         self._client.send_message(
             QueueUrl=self._queue_url,
             MessageBody=encode_timer(message),

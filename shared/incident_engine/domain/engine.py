@@ -59,6 +59,7 @@ class NewIncident:
     runbooks: tuple[dict[str, Any], ...] = ()
     routing_matches: tuple[dict[str, Any], ...] = ()  # each on the timeline, in order
     maintenance: dict[str, Any] | None = None  # the window it opened in: its start and end
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()  # the source's own, e.g. heartbeat_missed
 
 
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
@@ -408,6 +409,8 @@ def open_incident(
         dedup_key=new.dedup_key,
         previous_incident_id=new.previous_incident_id,
     )
+    for type_, data in new.events:
+        b.event(type_, SYSTEM, **data)
     for match in new.routing_matches:
         b.event("routing_rule_matched", SYSTEM, **match)
     if new.maintenance is not None:
@@ -548,10 +551,14 @@ def resolve(
     now: datetime,
     base_url: str | None,
     unsent: list[Notification] | None = None,
+    events: tuple[tuple[str, dict[str, Any]], ...] = (),
 ) -> Change:
-    """``unsent``: page rows still pending (a crash left them); they are superseded, never sent."""
+    """``unsent``: page rows still pending (a crash left them); they are superseded, never sent.
+    ``events``: the source's own account of the recovery (e.g. heartbeat_recovered), same commit."""
     ensure_allowed(incident.status, Action.RESOLVE)
     b = _Builder(incident, incident.version, now, by, base_url)
+    for type_, data in events:
+        b.event(type_, **data)
     b.stop()
     b.supersede(unsent or [])
     b.set(status=Status.RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note)

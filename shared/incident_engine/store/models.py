@@ -8,6 +8,7 @@ Incidents table (single-table):
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
   IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
+  HEARTBEAT / <hb id>       heartbeats, their fencing token and deadline (DueIndex under HBDUE#)
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
@@ -340,6 +341,37 @@ class WebhookItem(ConfigItem, discriminator="webhook"):
     version = NumberAttribute()
 
 
+class HeartbeatDueIndex(GlobalSecondaryIndex["HeartbeatItem"]):
+    """The incidents' DueIndex, declared again for heartbeat items (their HBDUE# partitions)."""
+
+    class Meta:
+        index_name = "DueIndex"
+        projection = KeysOnlyProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+class HeartbeatItem(_IncidentsTable):
+    """HEARTBEAT / <heartbeat id>: one partition lists them all. Kept beside the incidents, not in
+    the config table, because its armed timer sits in the same sparse DueIndex (under
+    ``HBDUE#<shard>`` partitions), so the reconciler finds lost heartbeat timers in O(due)."""
+
+    heartbeat_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    interval_minutes = NumberAttribute()
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+    state = JSONText()  # status, deadline, token, last ping, outage, sync (domain/heartbeats.py)
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+
+    due_index = HeartbeatDueIndex()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -349,6 +381,7 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     CounterItem,
     DedupItem,
     IdempotencyItem,
+    HeartbeatItem,
 )
 
 

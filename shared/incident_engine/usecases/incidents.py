@@ -265,10 +265,16 @@ class IncidentService:
 
         return self._apply(incident_id, decide)
 
-    def resolve_incident(self, incident_id: str, by: str, note: str | None) -> Incident:
+    def resolve_incident(
+        self,
+        incident_id: str,
+        by: str,
+        note: str | None,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (),
+    ) -> Incident:
         return self._apply(
             incident_id,
-            lambda i, now: engine.resolve(i, by, note, now, self._base_url, self._unsent_pages(i)),
+            lambda i, now: engine.resolve(i, by, note, now, self._base_url, self._unsent_pages(i), events),
         )
 
     def cancel_incident(self, incident_id: str, by: str, reason: str | None) -> Incident:
