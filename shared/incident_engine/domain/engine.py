@@ -60,6 +60,7 @@ class NewIncident:
     routing_matches: tuple[dict[str, Any], ...] = ()  # each on the timeline, in order
     maintenance: dict[str, Any] | None = None  # the window it opened in: its start and end
     events: tuple[tuple[str, dict[str, Any]], ...] = ()  # the source's own, e.g. heartbeat_missed
+    notify: tuple[dict[str, Any], ...] = ()  # a routing rule's extra targets: paged once, on open
 
 
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
@@ -253,6 +254,49 @@ class _Builder:
             next_level, next_loop, wait = following
             self.arm(next_level, next_loop, self.now if expansion.nobody else self.now + wait)
 
+    def notify_once(self, targets: tuple[dict[str, Any], ...]) -> None:
+        """A routing rule's ``notify`` targets, expanded as a level's are and paged once, in the
+        opening transaction: the dedup id names the incident, never a token, so no retry or
+        duplicate alert can page them twice (a repeat alert appends, it never opens again)."""
+        expansion = expand_targets(list(targets), self.view, self.now)
+        recipients = list(expansion.recipients)[:MAX_RECIPIENTS_PER_FIRE]
+        paged = list(self.incident.paged)
+        for r in recipients:
+            ack_url, resolve_url = (
+                self.action_links.for_recipient(self.incident.id, r.address, self.now)
+                if self.action_links
+                else (None, None)
+            )
+            subject, message = render_page(
+                self.incident, 0, 0, 1, self.base_url, ack_url, resolve_url, "notified by a routing rule"
+            )
+            row = _notification(
+                self.incident,
+                "page",
+                r.channel,
+                r.address,
+                f"{self.incident.id}/notify/{key_part(r.channel + ':' + r.address)}",
+                subject,
+                message,
+                self.now,
+                None,
+                None,
+            )
+            row.attributes["routing"] = "notify"
+            if ack_url and resolve_url:
+                row.attributes.update(ack_url=ack_url, resolve_url=resolve_url)
+            self.change.outbox.append(row)
+            if (r.channel, r.address) not in paged:
+                paged.append((r.channel, r.address))
+        self.set(paged=tuple(paged))
+        self.event(
+            "routing_notified",
+            SYSTEM,
+            recipients=[r.address for r in recipients],
+            why=[r.why.to_dict() for r in recipients],
+            skipped=[s.to_dict() for s in expansion.skipped],
+        )
+
     def page_row(self, channel: str, address: str, level: int, loop: int, fired_token: str) -> Notification:
         # Each recipient's page carries links that act as that recipient, and only them.
         ack_url, resolve_url = (
@@ -418,8 +462,11 @@ def open_incident(
     if new.suppressed:
         # Recorded so nothing disappears, but no policy starts: nobody is paged.
         b.event("suppressed", SYSTEM, reasons=list(new.suppress_reasons))
-    elif policy is not None:
-        b.start(policy.snapshot(), immediately=False)
+    else:
+        if new.notify:
+            b.notify_once(new.notify)
+        if policy is not None:
+            b.start(policy.snapshot(), immediately=False)
     b.change.dedup_claim = dedup_claim if new.dedup_key is not None else None
     return b.done()
 

@@ -124,6 +124,7 @@ class StoreAlertIncidents:
             ),
             routing_matches=tuple(m.timeline_data() for m in new.routing.matches) if new.routing else (),
             events=source_events(alert),
+            notify=tuple(t.to_dict() for t in new.notify),
         )
         result = self._incidents.create_incident(
             incident, new.policy_id, ACTOR[alert.integration], join=False
