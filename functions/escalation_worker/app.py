@@ -1,5 +1,5 @@
-"""Escalation worker: one SQS batch of timer messages (escalation levels and heartbeat deadlines);
-failed records are reported, not the batch."""
+"""Escalation worker: one SQS batch of timer messages (escalation levels, heartbeat deadlines,
+maintenance windows' edges); failed records are reported, not the batch."""
 
 from typing import Any
 
@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from incident_engine.adapters.timers import decode_any_timer
 from incident_engine.domain.heartbeats import HeartbeatTimer
+from incident_engine.domain.maintenance import WindowTimer
 from incident_engine.observability import logger, metrics
 from incident_engine.wiring import services
 
@@ -22,6 +23,8 @@ def handle_record(record: SQSRecord) -> str:
     timer = decode_any_timer(record.body)
     if isinstance(timer, HeartbeatTimer):
         return services().heartbeat_service().handle_timer(timer).value
+    if isinstance(timer, WindowTimer):
+        return services().maintenance_windows().handle_timer(timer).value
     return services().timer_service().handle_timer(timer).value
 
 

@@ -133,7 +133,17 @@ class Services:
         return ConfigService(stores.users, stores.teams, stores.schedules, self.policies_store, self.clock)
 
     def maintenance_windows(self) -> MaintenanceWindows:
-        return MaintenanceWindows(MaintenanceWindowRepository(), self.service_catalog(), self.clock)
+        settings = self.settings
+        return MaintenanceWindows(
+            MaintenanceWindowRepository(),
+            self.service_catalog(),
+            self.clock,
+            EscalationTimerQueue(
+                sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
+            ),
+            self.incidents,
+            settings.reconcile_grace_seconds,
+        )
 
     def routing_rules(self) -> RoutingRules:
         return RoutingRules(RoutingRuleRepository(), self.clock)
@@ -181,6 +191,10 @@ class Services:
             settings.reconcile_grace_seconds,
         )
 
+    def _other_timers(self, limit: int) -> int:
+        """Heartbeats and maintenance windows whose timers were lost, re-armed by the reconciler."""
+        return self.heartbeat_service().rearm_due(limit) + self.maintenance_windows().rearm_due(limit)
+
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
             self.incidents,
@@ -191,7 +205,7 @@ class Services:
             self.settings.reconcile_batch,
             self.action_links(self.settings.public_api_url),
             self.paging_config(),
-            extra_timers=lambda limit: self.heartbeat_service().rearm_due(limit),
+            extra_timers=self._other_timers,
         )
 
 

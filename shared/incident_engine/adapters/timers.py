@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from incident_engine.domain.heartbeats import HeartbeatTimer
+from incident_engine.domain.maintenance import END, START, WindowTimer
 from incident_engine.domain.model import TimerMessage
 from incident_engine.domain.timefmt import parse_iso, to_key
 
@@ -16,10 +17,20 @@ MAX_DELAY_SECONDS = 900  # SQS's ceiling; longer waits hop
 
 
 HEARTBEAT_KIND = "heartbeat"  # an incident's escalation timer carries no "kind" (the first one)
+MAINTENANCE_KIND = "maintenance"  # a maintenance window's start or end, noted on timelines
+AnyTimer = TimerMessage | HeartbeatTimer | WindowTimer
 
 
-def encode_timer(message: TimerMessage | HeartbeatTimer) -> str:
-    if isinstance(message, HeartbeatTimer):
+def encode_timer(message: AnyTimer) -> str:
+    body: dict[str, str]
+    if isinstance(message, WindowTimer):
+        body = {
+            "kind": MAINTENANCE_KIND,
+            "window_id": message.window_id,
+            "edge": message.edge,
+            "due_at": to_key(message.due_at),
+        }
+    elif isinstance(message, HeartbeatTimer):
         body = {
             "kind": HEARTBEAT_KIND,
             "heartbeat_id": message.heartbeat_id,
@@ -36,7 +47,7 @@ def decode_timer(body: str) -> TimerMessage:
     return TimerMessage(str(data["incident_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
 
 
-def decode_any_timer(body: str) -> TimerMessage | HeartbeatTimer:
+def decode_any_timer(body: str) -> AnyTimer:
     """Either kind of timer; anything else raises (the record fails and ends in the DLQ)."""
     data = json.loads(body)
     if not isinstance(data, dict):
@@ -46,6 +57,11 @@ def decode_any_timer(body: str) -> TimerMessage | HeartbeatTimer:
         return decode_timer(body)
     if kind == HEARTBEAT_KIND:
         return HeartbeatTimer(str(data["heartbeat_id"]), str(data["token"]), parse_iso(str(data["due_at"])))
+    if kind == MAINTENANCE_KIND:
+        edge = str(data["edge"])
+        if edge not in (START, END):
+            raise ValueError("a maintenance timer's edge is start or end")
+        return WindowTimer(str(data["window_id"]), edge, parse_iso(str(data["due_at"])))
     raise ValueError(f"unknown timer kind {str(kind)[:40]!r}")
 
 
@@ -54,7 +70,7 @@ class EscalationTimerQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, message: TimerMessage | HeartbeatTimer, delay_seconds: int) -> None:
+    def send(self, message: AnyTimer, delay_seconds: int) -> None:
         self._client.send_message(
             QueueUrl=self._queue_url,
             MessageBody=encode_timer(message),

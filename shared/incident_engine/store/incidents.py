@@ -470,6 +470,19 @@ class IncidentRepository:
         # Sorts after the events of the change that made `after_version`, never between them.
         self._event_item(event, after_version, 999).save(condition=TimelineItem.pk.does_not_exist())
 
+    def append_event_once(self, event: TimelineEvent, key: str) -> bool:
+        """An event that must appear once whoever writes it (a window's edge, by a timer that may
+        be delivered twice): its sort key is made of its time and ``key`` only. False if there."""
+        item = self._event_item(event, 0, 0)
+        item.sk = f"EV#{to_key(event.at)}#{key_part(key)}"
+        try:
+            item.save(condition=TimelineItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
         return self._sub_page(
             TimelineItem,

@@ -8,6 +8,7 @@ Incidents table (single-table):
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
   IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
+  MWIN#<window id> / EDGES  a maintenance window's edge still to note on timelines (DueIndex MWDUE#)
   HEARTBEAT / <hb id>       heartbeats, their fencing token and deadline (DueIndex under HBDUE#)
 Config table:
   POLICY / <policy id>      escalation policies
@@ -372,6 +373,32 @@ class HeartbeatItem(_IncidentsTable):
     due_index = HeartbeatDueIndex()
 
 
+class WindowEdgesDueIndex(GlobalSecondaryIndex["WindowEdgesItem"]):
+    class Meta:
+        index_name = "DueIndex"
+        projection = KeysOnlyProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+class WindowEdgesItem(_IncidentsTable):
+    """MWIN#<window id> / EDGES: which edge of a maintenance window is still to be noted on the
+    timelines it touches, due in the DueIndex (``MWDUE#<shard>``) until both are noted."""
+
+    window_id = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    next_edge = UnicodeAttribute(null=True)  # start | end; None once both are noted
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+
+    due_index = WindowEdgesDueIndex()
+
+
 INCIDENT_MODELS: tuple[type[Model], ...] = (
     _IncidentsTable,
     IncidentItem,
@@ -382,6 +409,7 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     DedupItem,
     IdempotencyItem,
     HeartbeatItem,
+    WindowEdgesItem,
 )
 
 
