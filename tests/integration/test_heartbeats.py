@@ -296,6 +296,7 @@ def test_a_heartbeat_is_edited_and_disabled_never_erased(
     timers.deliver()
     assert incidents_of(api, service) == []
     assert api.call("GET", "/heartbeats/hb_nope")[0] == 404
+    assert api.call("GET", f"/heartbeats/hb_{'0' * 4000}")[0] == 404  # never a key DynamoDB refuses
 
 
 def test_the_reconciler_reads_only_heartbeats_that_are_due(

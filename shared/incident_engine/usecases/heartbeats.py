@@ -10,6 +10,7 @@ timers from the due index, O(due).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from incident_engine.usecases.ingest import AlertIngest, ServiceConfig
 from incident_engine.usecases.ports import Clock, VersionConflict
 
 MAX_ATTEMPTS = 5
+HEARTBEAT_ID = re.compile(r"hb_[0-9a-f]{12}")
 
 
 class HeartbeatStore(Protocol):
@@ -129,7 +131,8 @@ class HeartbeatService:
         return hb
 
     def get(self, heartbeat_id: str) -> Heartbeat:
-        hb = self._store.get(heartbeat_id)
+        # Only ids this service hands out reach the store (a path segment may be kilobytes long).
+        hb = self._store.get(heartbeat_id) if HEARTBEAT_ID.fullmatch(heartbeat_id) else None
         if hb is None:
             raise NotFound(f"heartbeat {heartbeat_id} not found", id=heartbeat_id)
         return hb
