@@ -27,3 +27,13 @@ def test_a_suppressed_incident_notifies_nobody() -> None:
     )
     change = engine.open_incident("INC-1", new, None, NOW, "api", None)
     assert change.outbox == [] and change.incident.paged == ()
+
+
+def test_notify_recipients_are_bounded_so_the_opening_transaction_fits() -> None:
+    many = tuple({"type": "user", "email": f"u{n}@example.com"} for n in range(25))
+    change = engine.open_incident(
+        "INC-1", engine.NewIncident(title="x", severity=Severity.P1, notify=many), None, NOW, "api", None
+    )
+    assert len(change.outbox) == engine.MAX_NOTIFY
+    [truncated] = [e for e in change.events if e.type == "recipients_truncated"]
+    assert truncated.data == {"notify": True, "paged": engine.MAX_NOTIFY, "total": 25}

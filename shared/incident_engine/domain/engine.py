@@ -33,6 +33,7 @@ SYSTEM = "system"
 # Outbox rows one fire may write, with the incident, its events and records, inside one transaction.
 MAX_RECIPIENTS_PER_FIRE = 80
 MAX_SUPERSEDED = 25
+MAX_NOTIFY = 10  # a routing rule's notify targets paged in the opening transaction
 
 
 def new_token() -> str:
@@ -259,7 +260,11 @@ class _Builder:
         opening transaction: the dedup id names the incident, never a token, so no retry or
         duplicate alert can page them twice (a repeat alert appends, it never opens again)."""
         expansion = expand_targets(list(targets), self.view, self.now)
-        recipients = list(expansion.recipients)[:MAX_RECIPIENTS_PER_FIRE]
+        recipients = list(expansion.recipients)
+        if len(recipients) > MAX_NOTIFY:
+            # The opening transaction also holds level 0's pages: keep it within 100 items, and say so.
+            self.event("recipients_truncated", SYSTEM, notify=True, paged=MAX_NOTIFY, total=len(recipients))
+            recipients = recipients[:MAX_NOTIFY]
         paged = list(self.incident.paged)
         for r in recipients:
             ack_url, resolve_url = (
