@@ -1,4 +1,5 @@
-"""Escalation worker: one SQS batch of timer messages; failed records are reported, not the batch."""
+"""Escalation worker: one SQS batch of timer messages (escalation levels, heartbeat deadlines,
+maintenance windows' edges); failed records are reported, not the batch."""
 
 from typing import Any
 
@@ -7,7 +8,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from incident_engine.adapters.timers import decode_timer
+from incident_engine.adapters.timers import decode_any_timer
+from incident_engine.domain.heartbeats import HeartbeatTimer
+from incident_engine.domain.maintenance import WindowTimer
 from incident_engine.observability import logger, metrics
 from incident_engine.wiring import services
 
@@ -17,7 +20,11 @@ processor = BatchProcessor(event_type=EventType.SQS)
 def handle_record(record: SQSRecord) -> str:
     # A body that does not parse raises: the record is reported failed and, after the
     # queue's maxReceiveCount, lands in the DLQ for a human to read.
-    timer = decode_timer(record.body)
+    timer = decode_any_timer(record.body)
+    if isinstance(timer, HeartbeatTimer):
+        return services().heartbeat_service().handle_timer(timer).value
+    if isinstance(timer, WindowTimer):
+        return services().maintenance_windows().handle_timer(timer).value
     return services().timer_service().handle_timer(timer).value
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from incident_engine.store.schedules import ScheduleRepository
     from incident_engine.usecases.config import ConfigService
     from incident_engine.usecases.health import EngineHealth
+    from incident_engine.usecases.heartbeats import HeartbeatService
 
 
 class ConfigStores(NamedTuple):
@@ -141,7 +142,17 @@ class Services:
         )
 
     def maintenance_windows(self) -> MaintenanceWindows:
-        return MaintenanceWindows(MaintenanceWindowRepository(), self.service_catalog(), self.clock)
+        settings = self.settings
+        return MaintenanceWindows(
+            MaintenanceWindowRepository(),
+            self.service_catalog(),
+            self.clock,
+            EscalationTimerQueue(
+                sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
+            ),
+            self.incidents,
+            settings.reconcile_grace_seconds,
+        )
 
     def routing_rules(self) -> RoutingRules:
         return RoutingRules(RoutingRuleRepository(), self.clock)
@@ -186,6 +197,28 @@ class Services:
         depths = SqsQueueDepths(sqs_client(s.region, s.endpoint_url), queues)
         return EngineHealth(self.incidents, depths, self.clock, s.reconcile_grace_seconds)
 
+    def heartbeat_service(self, base_url: str | None = None) -> HeartbeatService:
+        from incident_engine.adapters.timers import EscalationTimerQueue
+        from incident_engine.store.heartbeats import HeartbeatRepository
+        from incident_engine.usecases.alert_incidents import CatalogDirectory
+        from incident_engine.usecases.heartbeats import HeartbeatService, StoreOutages
+
+        settings = self.settings
+        sqs = sqs_client(settings.region, settings.endpoint_url)
+        return HeartbeatService(
+            HeartbeatRepository(),
+            EscalationTimerQueue(sqs, settings.timer_queue_url),
+            self.clock,
+            CatalogDirectory(self.service_catalog()),
+            StoreOutages(self.incidents),
+            lambda: self.alert_ingest(base_url),
+            settings.reconcile_grace_seconds,
+        )
+
+    def _other_timers(self, limit: int) -> int:
+        """Heartbeats and maintenance windows whose timers were lost, re-armed by the reconciler."""
+        return self.heartbeat_service().rearm_due(limit) + self.maintenance_windows().rearm_due(limit)
+
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
             self.incidents,
@@ -196,6 +229,7 @@ class Services:
             self.settings.reconcile_batch,
             self.action_links(self.settings.public_api_url),
             self.paging_config(),
+            extra_timers=self._other_timers,
         )
 
 

@@ -170,6 +170,24 @@ def _worker(result: Invocation, stack: LocalStack) -> None:
     }
 
 
+def _heartbeat_worker(result: Invocation, stack: LocalStack) -> None:
+    # A heartbeat timer for a heartbeat this stack never had is stale (dropped); the second is of
+    # an unknown kind and the third names no heartbeat: both reported failed (then the DLQ).
+    assert result.response == {
+        "batchItemFailures": [
+            {"itemIdentifier": "5e1d7c3a-9b2f-4a6e-8c1d-000000000002"},
+            {"itemIdentifier": "5e1d7c3a-9b2f-4a6e-8c1d-000000000003"},
+        ]
+    }
+
+
+def _maintenance_worker(result: Invocation, stack: LocalStack) -> None:
+    # An edge of a window this stack never had is stale (dropped); the second names no edge.
+    assert result.response == {
+        "batchItemFailures": [{"itemIdentifier": "8a4b2c1d-3e5f-4a7b-9c0d-000000000002"}]
+    }
+
+
 def _webhook_sender(result: Invocation, stack: LocalStack) -> None:
     # The first names a webhook this stack never had: dropped; the second is no SNS envelope.
     assert result.response == {
@@ -202,6 +220,8 @@ EXPECTED: dict[str, Callable[[Invocation, LocalStack], None]] = {
     "authorizer_token.json": _authorizer,
     "reconciler_tick.json": _reconciler,
     "sqs_timer_batch.json": _worker,
+    "sqs_heartbeat_timer_batch.json": _heartbeat_worker,
+    "sqs_maintenance_timer_batch.json": _maintenance_worker,
     "sqs_webhook_batch.json": _webhook_sender,
     "cloudwatch_eventbridge_alarm.json": _alarm_opens,
     "cloudwatch_eventbridge_composite.json": _alarm_opens,

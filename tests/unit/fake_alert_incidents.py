@@ -73,7 +73,7 @@ class InMemoryAlertIncidents:
             replace(incident, status=Status.ACKNOWLEDGED, acknowledged_by=by, version=incident.version + 1)
         )
 
-    def resolve(self, incident: Incident, by: str, note: str | None) -> Incident:
+    def resolve(self, incident: Incident, by: str, note: str | None, alert: Alert | None = None) -> Incident:
         self._check_version(incident)
         ensure_allowed(incident.status, Action.RESOLVE)
         resolved = self._save(

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from incident_engine.api import (
     alertmanager,
+    heartbeats,
     incidents,
     links,
     maintenance,
@@ -43,6 +44,7 @@ app.include_router(routing_rules.router)
 app.include_router(pagerduty.router)
 app.include_router(alertmanager.router)
 app.include_router(maintenance.router)
+app.include_router(heartbeats.router)
 DESCRIPTION = (
     "Incidents, escalation policies, timed escalation, people and on-call schedules. "
     "All routes but /health need `Authorization: Bearer <token>`."

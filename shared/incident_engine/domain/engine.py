@@ -39,6 +39,7 @@ MAX_SUPERSEDED = 25
 # Delayed pages one incident may have waiting at once, so that an acknowledge retires them all
 # in its one transaction.
 MAX_SCHEDULED = 40
+MAX_NOTIFY = 10  # a routing rule's notify targets paged in the opening transaction
 
 
 def new_token() -> str:
@@ -65,6 +66,8 @@ class NewIncident:
     runbooks: tuple[dict[str, Any], ...] = ()
     routing_matches: tuple[dict[str, Any], ...] = ()  # each on the timeline, in order
     maintenance: dict[str, Any] | None = None  # the window it opened in: its start and end
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()  # the source's own, e.g. heartbeat_missed
+    notify: tuple[dict[str, Any], ...] = ()  # a routing rule's extra targets: paged once, on open
 
 
 def sla_deadlines(incident: Incident) -> dict[str, Any]:
@@ -327,6 +330,53 @@ class _Builder:
         self.event("delayed_pages_superseded", SYSTEM, dedup_ids=[s.dedup_id for s in waiting])
         return len(retired)
 
+    def notify_once(self, targets: tuple[dict[str, Any], ...]) -> None:
+        """A routing rule's ``notify`` targets, expanded as a level's are and paged once, in the
+        opening transaction: the dedup id names the incident, never a token, so no retry or
+        duplicate alert can page them twice (a repeat alert appends, it never opens again)."""
+        expansion = expand_targets(list(targets), self.view, self.now)
+        recipients = list(expansion.recipients)
+        if len(recipients) > MAX_NOTIFY:
+            # The opening transaction also holds level 0's pages: keep it within 100 items, and say so.
+            self.event("recipients_truncated", SYSTEM, notify=True, paged=MAX_NOTIFY, total=len(recipients))
+            recipients = recipients[:MAX_NOTIFY]
+        paged = list(self.incident.paged)
+        for r in recipients:
+            ack_url, resolve_url = (
+                self.action_links.for_recipient(self.incident.id, r.address, self.now)
+                if self.action_links
+                else (None, None)
+            )
+            subject, message = render_page(
+                self.incident, 0, 0, 1, self.base_url, ack_url, resolve_url, "notified by a routing rule"
+            )
+            row = _notification(
+                self.incident,
+                "page",
+                r.channel,
+                r.address,
+                f"{self.incident.id}/notify/{key_part(r.channel + ':' + r.address)}",
+                subject,
+                message,
+                self.now,
+                None,
+                None,
+            )
+            row.attributes["routing"] = "notify"
+            if ack_url and resolve_url:
+                row.attributes.update(ack_url=ack_url, resolve_url=resolve_url)
+            self.change.outbox.append(row)
+            if (r.channel, r.address) not in paged:
+                paged.append((r.channel, r.address))
+        self.set(paged=tuple(paged))
+        self.event(
+            "routing_notified",
+            SYSTEM,
+            recipients=[r.address for r in recipients],
+            why=[r.why.to_dict() for r in recipients],
+            skipped=[s.to_dict() for s in expansion.skipped],
+        )
+
     def page_row(self, channel: str, address: str, level: int, loop: int, fired_token: str) -> Notification:
         # Each recipient's page carries links that act as that recipient, and only them.
         ack_url, resolve_url = (
@@ -484,6 +534,8 @@ def open_incident(
         dedup_key=new.dedup_key,
         previous_incident_id=new.previous_incident_id,
     )
+    for type_, data in new.events:
+        b.event(type_, SYSTEM, **data)
     for match in new.routing_matches:
         b.event("routing_rule_matched", SYSTEM, **match)
     if new.maintenance is not None:
@@ -491,8 +543,11 @@ def open_incident(
     if new.suppressed:
         # Recorded so nothing disappears, but no policy starts: nobody is paged.
         b.event("suppressed", SYSTEM, reasons=list(new.suppress_reasons))
-    elif policy is not None:
-        b.start(policy.snapshot(), immediately=False)
+    else:
+        if new.notify:
+            b.notify_once(new.notify)
+        if policy is not None:
+            b.start(policy.snapshot(), immediately=False)
     b.change.dedup_claim = dedup_claim if new.dedup_key is not None else None
     return b.done()
 
@@ -673,10 +728,14 @@ def resolve(
     now: datetime,
     base_url: str | None,
     unsent: list[Notification] | None = None,
+    events: tuple[tuple[str, dict[str, Any]], ...] = (),
 ) -> Change:
-    """``unsent``: page rows still pending (a crash left them); they are superseded, never sent."""
+    """``unsent``: page rows still pending (a crash left them); they are superseded, never sent.
+    ``events``: the source's own account of the recovery (e.g. heartbeat_recovered), same commit."""
     ensure_allowed(incident.status, Action.RESOLVE)
     b = _Builder(incident, incident.version, now, by, base_url)
+    for type_, data in events:
+        b.event(type_, **data)
     b.stop()
     b.supersede(unsent or [])
     b.set(status=Status.RESOLVED, resolved_at=now, resolved_by=by, resolution_note=note)

@@ -60,17 +60,20 @@ def render_page(
     base_url: str | None,
     ack_url: str | None = None,
     resolve_url: str | None = None,
+    why: str | None = None,
 ) -> tuple[str, str]:
+    """``why``: what the status line says paged this recipient instead of an escalation level."""
     link = incident_link(incident.id, base_url)
     api_ack = f"{link}/acknowledge" if base_url else f"/incidents/{incident.id}/acknowledge"
     repeat = f", repeat {loop}" if loop else ""
+    paged_by = why or f"escalation level {level + 1} of {level_count}{repeat}"
     lines = [
         f"{BANNERS[incident.severity]} - Incident Engine",
         "",
         f"INCIDENT: {incident.id} - {_flat(incident.title)}",
         f"STARTED:  {iso(incident.created_at)}",
         *_field("IMPACT:  ", incident.description, "not stated yet"),
-        f"STATUS:   {incident.status.value.upper()} (escalation level {level + 1} of {level_count}{repeat})",
+        f"STATUS:   {incident.status.value.upper()} ({paged_by})",
     ]
     if incident.service or incident.team:
         lines.append(f"SERVICE:  {_flat(incident.service or '-')}    TEAM: {_flat(incident.team or '-')}")

@@ -35,10 +35,10 @@ from incident_engine.store.models import (
     CounterItem,
     DedupItem,
     EscalationRecordItem,
-    HeartbeatItem,
     IdempotencyItem,
     IncidentItem,
     OutboxItem,
+    ReconcilerRunItem,
     TimelineItem,
     shard_of,
 )
@@ -509,6 +509,19 @@ class IncidentRepository:
         # Sorts after the events of the change that made `after_version`, never between them.
         self._event_item(event, after_version, 999).save(condition=TimelineItem.pk.does_not_exist())
 
+    def append_event_once(self, event: TimelineEvent, key: str) -> bool:
+        """An event that must appear once whoever writes it (a window's edge, by a timer that may
+        be delivered twice): its sort key is made of its time and ``key`` only. False if there."""
+        item = self._event_item(event, 0, 0)
+        item.sk = f"EV#{to_key(event.at)}#{key_part(key)}"
+        try:
+            item.save(condition=TimelineItem.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
         return self._sub_page(
             TimelineItem,
@@ -760,13 +773,14 @@ class IncidentRepository:
         two overlapping runs cannot set it back. False when a later run was recorded first."""
         at = to_key(run.at)
         try:
-            HeartbeatItem("ENGINE", "RECONCILER").update(
+            ReconcilerRunItem("ENGINE", "RECONCILER").update(
                 actions=[
-                    HeartbeatItem.last_run_at.set(at),
-                    HeartbeatItem.timers_rearmed.set(run.timers_rearmed),
-                    HeartbeatItem.notifications_republished.set(run.notifications_republished),
+                    ReconcilerRunItem.last_run_at.set(at),
+                    ReconcilerRunItem.timers_rearmed.set(run.timers_rearmed),
+                    ReconcilerRunItem.notifications_republished.set(run.notifications_republished),
                 ],
-                condition=HeartbeatItem.last_run_at.does_not_exist() | (HeartbeatItem.last_run_at < at),
+                condition=ReconcilerRunItem.last_run_at.does_not_exist()
+                | (ReconcilerRunItem.last_run_at < at),
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
@@ -776,7 +790,7 @@ class IncidentRepository:
 
     def last_reconciler_run(self) -> ReconcilerRun | None:
         try:
-            item = HeartbeatItem.get("ENGINE", "RECONCILER", consistent_read=True)
+            item = ReconcilerRunItem.get("ENGINE", "RECONCILER", consistent_read=True)
         except DoesNotExist:
             return None
         return ReconcilerRun(

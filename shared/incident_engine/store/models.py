@@ -10,6 +10,8 @@ Incidents table (single-table):
   DEDUP#<key> / DEDUP       which incident currently holds a dedup key (long keys hashed)
   IDEM#<hash> / IDEM        an Idempotency-Key of POST /incidents and the answer it got
   ENGINE / RECONCILER       the reconciler's last run (its heartbeat, read by GET /health?deep=1)
+  MWIN#<window id> / EDGES  a maintenance window's edge still to note on timelines (DueIndex MWDUE#)
+  HEARTBEAT / <hb id>       heartbeats, their fencing token and deadline (DueIndex under HBDUE#)
 Config table:
   POLICY / <policy id>      escalation policies
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
@@ -350,7 +352,7 @@ class WebhookItem(ConfigItem, discriminator="webhook"):
     version = NumberAttribute()
 
 
-class HeartbeatItem(_IncidentsTable):
+class ReconcilerRunItem(_IncidentsTable):
     """ENGINE / RECONCILER: when the reconciler last ran and what it repaired (GET /health?deep=1).
     Overwritten in place by a conditional write that only moves it forward: it is a status, not
     history (the runs themselves are the ReconcilerRuns metric)."""
@@ -358,6 +360,63 @@ class HeartbeatItem(_IncidentsTable):
     last_run_at = UnicodeAttribute()
     timers_rearmed = NumberAttribute()
     notifications_republished = NumberAttribute()
+
+
+class HeartbeatDueIndex(GlobalSecondaryIndex["HeartbeatItem"]):
+    """The incidents' DueIndex, declared again for heartbeat items (their HBDUE# partitions)."""
+
+    class Meta:
+        index_name = "DueIndex"
+        projection = KeysOnlyProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+class HeartbeatItem(_IncidentsTable):
+    """HEARTBEAT / <heartbeat id>: one partition lists them all. Kept beside the incidents, not in
+    the config table, because its armed timer sits in the same sparse DueIndex (under
+    ``HBDUE#<shard>`` partitions), so the reconciler finds lost heartbeat timers in O(due)."""
+
+    heartbeat_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    interval_minutes = NumberAttribute()
+    enabled = BooleanAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    version = NumberAttribute()
+    state = JSONText()  # status, deadline, token, last ping, outage, sync (domain/heartbeats.py)
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+
+    due_index = HeartbeatDueIndex()
+
+
+class WindowEdgesDueIndex(GlobalSecondaryIndex["WindowEdgesItem"]):
+    class Meta:
+        index_name = "DueIndex"
+        projection = KeysOnlyProjection()
+
+    due_pk = UnicodeAttribute(hash_key=True)
+    due_key = UnicodeAttribute(range_key=True)
+
+
+class WindowEdgesItem(_IncidentsTable):
+    """MWIN#<window id> / EDGES: which edge of a maintenance window is still to be noted on the
+    timelines it touches, due in the DueIndex (``MWDUE#<shard>``) until both are noted."""
+
+    window_id = UnicodeAttribute()
+    service_id = UnicodeAttribute()
+    start = UnicodeAttribute()
+    end = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    next_edge = UnicodeAttribute(null=True)  # start | end; None once both are noted
+    due_pk = UnicodeAttribute(null=True)
+    due_key = UnicodeAttribute(null=True)
+
+    due_index = WindowEdgesDueIndex()
 
 
 INCIDENT_MODELS: tuple[type[Model], ...] = (
@@ -370,6 +429,8 @@ INCIDENT_MODELS: tuple[type[Model], ...] = (
     DedupItem,
     IdempotencyItem,
     HeartbeatItem,
+    ReconcilerRunItem,
+    WindowEdgesItem,
 )
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from incident_engine.domain.alerts import Alert
+from incident_engine.domain.alerts import Alert, AlertAction, Integration
 from incident_engine.domain.engine import NewIncident
 from incident_engine.domain.keys import dedup_scope
 from incident_engine.domain.lifecycle import TERMINAL
@@ -123,6 +123,8 @@ class StoreAlertIncidents:
                 {"url": r.url, "title": r.title, "checklist": list(r.checklist)} for r in new.runbooks
             ),
             routing_matches=tuple(m.timeline_data() for m in new.routing.matches) if new.routing else (),
+            events=source_events(alert),
+            notify=tuple(t.to_dict() for t in new.notify),
         )
         result = self._incidents.create_incident(
             incident, new.policy_id, ACTOR[alert.integration], join=False
@@ -147,8 +149,17 @@ class StoreAlertIncidents:
     def acknowledge(self, incident: Incident, by: str) -> Incident:
         return self._incidents.acknowledge_incident(incident.id, by)
 
-    def resolve(self, incident: Incident, by: str, note: str | None) -> Incident:
-        return self._incidents.resolve_incident(incident.id, by, note)
+    def resolve(self, incident: Incident, by: str, note: str | None, alert: Alert | None = None) -> Incident:
+        events = source_events(alert) if alert is not None else ()
+        return self._incidents.resolve_incident(incident.id, by, note, events)
+
+
+def source_events(alert: Alert) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """What a source says on the timeline in its own words, in the same commit as the change."""
+    if alert.integration is Integration.HEARTBEAT:
+        kind = "heartbeat_missed" if alert.action is AlertAction.TRIGGER else "heartbeat_recovered"
+        return ((kind, dict(alert.custom_details)),)
+    return ()
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -54,7 +55,10 @@ class EscalationTimerService:
         batch: int = 500,
         action_links: LinkMaker | None = None,
         paging: PagingConfig | None = None,
+        extra_timers: Callable[[int], int] | None = None,
     ) -> None:
+        # Other kinds of timers (heartbeats) re-armed by the same tick; returns how many it re-sent.
+        self._extra_timers = extra_timers
         self._action_links = action_links
         self._paging = paging
         self._store = store
@@ -168,6 +172,13 @@ class EscalationTimerService:
         for timer in self._store.overdue(cutoff, self._batch):
             if self._dispatcher.arm(timer):
                 rearmed += 1
+        if self._extra_timers is not None:
+            try:
+                rearmed += self._extra_timers(self._batch)
+            except Exception:
+                # Never let another kind of timer stop the incidents' safety net.
+                logger.exception("re-arming other timers failed")
+                count("ReconcileFailed")
         # Same dedup ids as the first attempt, so a consumer can drop the repeat.
         republished = self._dispatcher.deliver(
             self._still_wanted(self._store.pending_notifications(cutoff, self._batch))

@@ -143,7 +143,9 @@ class IncidentService:
             now = self._clock.now()
             # The number is drawn only once the dedup key is ours: a lost race burns none.
             incident_id = self._store.allocate_id(now)
-            view = self._view(policy.snapshot(), [0], now) if policy else None
+            snapshot = policy.snapshot() if policy else {}
+            wanted = policy is not None or bool(new.notify)
+            view = self._view(snapshot, [0] if policy else [], now, new.notify) if wanted else None
             change = engine.open_incident(
                 incident_id, new, policy, now, actor, self._base_url, dedup_claim, self._action_links, view
             )
@@ -265,10 +267,16 @@ class IncidentService:
 
         return self._apply(incident_id, decide)
 
-    def resolve_incident(self, incident_id: str, by: str, note: str | None) -> Incident:
+    def resolve_incident(
+        self,
+        incident_id: str,
+        by: str,
+        note: str | None,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (),
+    ) -> Incident:
         return self._apply(
             incident_id,
-            lambda i, now: engine.resolve(i, by, note, now, self._base_url, self._unsent_pages(i)),
+            lambda i, now: engine.resolve(i, by, note, now, self._base_url, self._unsent_pages(i), events),
         )
 
     def cancel_incident(self, incident_id: str, by: str, reason: str | None) -> Incident:
@@ -333,8 +341,14 @@ class IncidentService:
         )
         return incident
 
-    def _view(self, snapshot: dict[str, Any], levels: Iterable[int], now: datetime) -> ConfigView | None:
-        return self._paging.view_for(snapshot, levels, now) if self._paging else None
+    def _view(
+        self,
+        snapshot: dict[str, Any],
+        levels: Iterable[int],
+        now: datetime,
+        extra: tuple[dict[str, Any], ...] = (),
+    ) -> ConfigView | None:
+        return self._paging.view_for(snapshot, levels, now, extra) if self._paging else None
 
     def _with_service(self, new: engine.NewIncident) -> tuple[engine.NewIncident, Service | None]:
         """The incident as its service shapes it: the service's name, and its team unless given."""

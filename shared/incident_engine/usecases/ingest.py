@@ -117,7 +117,9 @@ class AlertIncidents(Protocol):
         ...
 
     def acknowledge(self, incident: Incident, by: str) -> Incident: ...
-    def resolve(self, incident: Incident, by: str, note: str | None) -> Incident: ...
+    def resolve(
+        self, incident: Incident, by: str, note: str | None, alert: Alert | None = None
+    ) -> Incident: ...
 
 
 # --- the decision -------------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ class AlertIngest:
             return self._incidents.append(active, alert)
         if decision.outcome is Outcome.ACKNOWLEDGED:
             return self._incidents.acknowledge(active, actor)
-        return self._incidents.resolve(active, actor, f"resolved by {actor}")
+        return self._incidents.resolve(active, actor, f"resolved by {actor}", alert)
 
 
 def _new_incident(

@@ -26,12 +26,20 @@ class PagingConfig:
         self._views = views
         self._webhooks = webhooks
 
-    def view_for(self, snapshot: Mapping[str, Any], levels: Iterable[int], at: datetime) -> ConfigView:
+    def view_for(
+        self,
+        snapshot: Mapping[str, Any],
+        levels: Iterable[int],
+        at: datetime,
+        extra: Sequence[Mapping[str, Any]] = (),
+    ) -> ConfigView:
+        """``extra``: targets paged besides the levels (a routing rule's ``notify``)."""
         all_levels = snapshot.get("levels") or []
         targets: list[Mapping[str, Any]] = [
             t for n in sorted(set(levels)) if 0 <= n < len(all_levels) for t in all_levels[n]["targets"]
         ]
         targets += list(snapshot.get("fallback") or [])
+        targets += list(extra)
         if not any(t.get("type") != "user" or "email" not in t for t in targets):
             return ConfigView()  # bare e-mail addresses only: nothing to read
         view = self._views.view_for_targets(targets, at)

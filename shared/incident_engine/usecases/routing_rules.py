@@ -110,6 +110,7 @@ class RoutingRules:
                 {"url": r.url, "title": r.title, "checklist": list(r.checklist)} for r in result.runbooks
             ),
             routing_matches=tuple(m.timeline_data() for m in result.matches),
+            notify=tuple(t.to_dict() for t in result.notify),
         )
         return routed, policy_id or result.policy_id
 
