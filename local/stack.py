@@ -30,6 +30,16 @@ STOP = threading.Event()
 
 
 def say(text: str) -> None:
+    """A line of the stack's log, masked like the functions' own (no token, key, secret, address
+    or phone number reaches it)."""
+    import local.runtime  # noqa: F401 - puts the engine layer (shared/) on the path
+    from incident_engine.observability import redact
+
+    print(redact(text), flush=True)
+
+
+def announce(text: str) -> None:
+    """A line of the banner, as it is: it shows the admin token and a curl that works."""
     print(text, flush=True)
 
 
@@ -215,21 +225,23 @@ def main() -> int:
         f"curl -s -X POST {api_url}/incidents -H 'Authorization: Bearer {token}' "
         '-H \'Content-Type: application/json\' -d \'{"title": "Checkout 5xx above 20%", "severity": "P1"}\''
     )
-    say("")
-    say("Incident Engine is running locally.")
-    say(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
-    say(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
-    say(f"  API token    {token}")
-    say(f"  Reconciler   every {reconcile_every:g} s")
-    say(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
-    say(f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)")
-    say("")
-    say("Try it:")
-    say(f"  curl -s {api_url}/health")
-    say(f"  {example}")
-    say("")
-    say("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
-    say("")
+    announce("")
+    announce("Incident Engine is running locally.")
+    announce(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
+    announce(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
+    announce(f"  API token    {token}")
+    announce(f"  Reconciler   every {reconcile_every:g} s")
+    announce(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
+    announce(
+        f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)"
+    )
+    announce("")
+    announce("Try it:")
+    announce(f"  curl -s {api_url}/health")
+    announce(f"  {example}")
+    announce("")
+    announce("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
+    announce("")
 
     def stop(signum: int, frame: Any) -> None:
         STOP.set()

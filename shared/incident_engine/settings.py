@@ -33,6 +33,9 @@ class Settings:
     webhook_queue_url: str = ""
     # Where the alarm ingest function parks payloads it cannot parse; set on that function only.
     alarm_dead_letter_url: str = ""
+    # Requests one credential (API token, integration key, the admin token) may make a minute; 0: no
+    # limit. Counted in the config table by the api function (api/app.py).
+    token_rate_per_minute: int = 0
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -62,6 +65,7 @@ def get_settings() -> Settings:
         allow_private_targets=env.get("ALLOW_PRIVATE_TARGETS", "false").lower() == "true",
         webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
         alarm_dead_letter_url=env.get("ALARM_DEAD_LETTER_URL", ""),
+        token_rate_per_minute=int(_number("TOKEN_RATE_PER_MINUTE", "0", 0)),
     )
 
 
