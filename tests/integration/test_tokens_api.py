@@ -364,9 +364,9 @@ def test_every_request_body_forbids_unknown_fields_and_bounds_every_string_and_l
                 if "maxProperties" not in node:
                     problems.append(f"{where}: unbounded map")
                 walk(node["additionalProperties"], f"{where}.*")
-        if kind == "string" and "maxLength" not in node and "enum" not in node and "const" not in node:
-            if node.get("format") not in ("date-time", "uri"):
-                problems.append(f"{where}: unbounded string")
+        bounded = {"maxLength", "enum", "const"} & set(node) or node.get("format") in ("date-time", "uri")
+        if kind == "string" and not bounded:
+            problems.append(f"{where}: unbounded string")
         if kind == "array":
             if "maxItems" not in node:
                 problems.append(f"{where}: unbounded list")
