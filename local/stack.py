@@ -239,6 +239,7 @@ def main() -> int:
     announce("Try it:")
     announce(f"  curl -s {api_url}/health")
     announce(f"  {example}")
+    announce("  (scoped tokens for people and tools: POST /tokens, see the README's Tokens and scopes)")
     announce("")
     announce("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
     announce("")

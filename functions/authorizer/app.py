@@ -75,7 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     check = authenticator()
     principal = check.principal_for(token)
     if principal is None:
-        logger.info("rejected a bearer token")  # never the token, nor its hash
+        logger.info("rejected a credential")  # never the token, nor its hash
         raise Exception("Unauthorized")
     try:
         check.record_use(principal)
