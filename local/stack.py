@@ -9,7 +9,7 @@ EventBridge Scheduler; the alarm topic and an EventBridge rule reach the alarm i
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
 RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (1),
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_READ_TIMEOUT (10; seconds a client
-may take to send a request).
+may take to send a request), TOKEN_RATE_PER_MINUTE (the template's TokenRateLimitPerMinute; 0: off).
 """
 
 from __future__ import annotations
@@ -133,7 +133,14 @@ def main() -> int:
         session,
         endpoint_url=aws_url,
         api_url=api_url,
-        parameters={"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()},
+        parameters={
+            "ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest(),
+            **(
+                {"TokenRateLimitPerMinute": os.environ["TOKEN_RATE_PER_MINUTE"]}
+                if os.environ.get("TOKEN_RATE_PER_MINUTE")
+                else {}
+            ),
+        },
     )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
