@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from incident_engine.api.security import SECURITY_HEADERS
 from local.process import LocalStackProcess, TopicTap, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +65,24 @@ def test_a_full_run_logs_none_of_the_secrets_it_used(receiver: Receiver) -> None
     stack = LocalStackProcess(ADMIN_TOKEN, LOG, {"RECONCILE_SECONDS": "2", "LOG_LEVEL": "DEBUG"})
     with stack:
         tap = TopicTap(stack, "secrets-tap")
+        # every answer over HTTP carries the security headers: the function's and the gateway's own
+        for path, bearer in (
+            ("/health", None),
+            ("/incidents", None),
+            ("/nowhere", None),
+            ("/incidents", "x"),
+        ):
+            request = urllib.request.Request(stack.url + path)  # noqa: S310 - loopback
+            if bearer:
+                request.add_header("Authorization", f"Bearer {bearer}")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                    headers = response.headers
+            except urllib.error.HTTPError as err:
+                headers = err.headers
+            for name in SECURITY_HEADERS:
+                assert headers.get(name), (path, name, dict(headers))
+            assert headers["X-Content-Type-Options"] == "nosniff" and headers["Cache-Control"] == "no-store"
 
         def ok(method: str, path: str, body: Any = None, token: str | None = "", expect: int = 200) -> Any:
             status, answer = stack.call(method, path, body, token=token)
