@@ -352,12 +352,19 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
         "WebhookQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-WebhookQueue-1",
         "AlarmIngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-AlarmIngestDLQ-1",
     }
-    parameters = {"LogLevel": "DEBUG", "StageName": "v1", "ApiTokenSha256": "****", "LogRetentionDays": "30"}
+    parameters = {
+        "LogLevel": "DEBUG",
+        "StageName": "v1",
+        "ApiTokenSha256": "****",
+        "LogRetentionDays": "30",
+        "TokenRateLimitPerMinute": "600",
+    }
     variables, unresolved = from_outputs(outputs, parameters)
     assert variables["ApiFunction"]["INCIDENTS_TABLE"] == "prod-IncidentsTable-1"
     assert variables["ReconcilerFunction"]["TIMER_QUEUE_URL"].endswith("prod-TimerQueue-1")
     assert variables["EscalationWorkerFunction"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
     assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert variables["ApiFunction"]["TOKEN_RATE_PER_MINUTE"] == "600"
     assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
     assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256"]  # NoEcho: the parameter override
 
