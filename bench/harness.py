@@ -198,7 +198,13 @@ def in_process_aws(extra_env: dict[str, str] | None = None) -> Iterator[LocalSta
     try:
         with mock_aws():
             stack = provision(
-                boto3.Session(), parameters={"ApiTokenSha256": hashlib.sha256(TOKEN.encode()).hexdigest()}
+                boto3.Session(),
+                parameters={
+                    "ApiTokenSha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                    # A benchmark sends far more than a person would: still counted (its write is
+                    # measured), never refused.
+                    "TokenRateLimitPerMinute": "1000000",
+                },
             )
             os.environ.update(stack.environment())
             os.environ["PUBLIC_API_URL"] = "https://abc123.execute-api.us-east-1.amazonaws.com/v1"

@@ -47,7 +47,8 @@ def run(
 ) -> LatenessRun:
     """Create `incidents` over HTTP, flat out from `clients` threads (or paced at a steady rate)."""
     log = ROOT / ".pytest_cache" / "bench-local-stack.log"
-    with LocalStackProcess("bench-token", log, {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0"}) as stack:
+    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000"}
+    with LocalStackProcess("bench-token", log, env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
             "POST",

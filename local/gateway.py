@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from local.runtime import api_event, authorize
+from incident_engine.api.security import GATEWAY_HEADERS
+from local.runtime import api_event, authorize  # (puts the engine layer, shared/, on the path)
 from local.template import ACCOUNT, ROOT, ApiRoute, FunctionSpec
 
 UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <token>"}
@@ -219,6 +220,8 @@ class Gateway:
                 self.send_header("Content-Type", "application/json")
                 if code == HTTPStatus.METHOD_NOT_ALLOWED:
                     self.send_header("Allow", ALLOWED)
+                for name, value in GATEWAY_HEADERS.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -317,6 +320,10 @@ class Gateway:
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)
+        present = {name.lower() for name in headers}
+        for name, value in GATEWAY_HEADERS.items():  # as API Gateway's own answers carry them
+            if name.lower() not in present:
+                request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
         if close:
             request.send_header("Connection", "close")

@@ -13,7 +13,8 @@ RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level)
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
 at once), LOCAL_READ_TIMEOUT (10; seconds a client may take to send a request), WEBHOOK_RETRY_SCALE
 (1; multiplies the webhook sender's retry waits, e.g. 0.01 makes its 8 attempts take seconds instead
-of 17 minutes; local only, the template never sets it).
+of 17 minutes; local only, the template never sets it), TOKEN_RATE_PER_MINUTE (the template's
+TokenRateLimitPerMinute; 0: off).
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ STOP = threading.Event()
 
 
 def say(text: str) -> None:
+    """A line of the stack's log, masked like the functions' own (no token, key, secret, address
+    or phone number reaches it)."""
+    import local.runtime  # noqa: F401 - puts the engine layer (shared/) on the path
+    from incident_engine.observability import redact
+
+    print(redact(text), flush=True)
+
+
+def announce(text: str) -> None:
+    """A line of the banner, as it is: it shows the admin token and a curl that works."""
     print(text, flush=True)
 
 
@@ -133,7 +144,14 @@ def main() -> int:
         session,
         endpoint_url=aws_url,
         api_url=api_url,
-        parameters={"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()},
+        parameters={
+            "ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest(),
+            **(
+                {"TokenRateLimitPerMinute": os.environ["TOKEN_RATE_PER_MINUTE"]}
+                if os.environ.get("TOKEN_RATE_PER_MINUTE")
+                else {}
+            ),
+        },
     )
     os.environ.update(stack.environment())
     os.environ["PUBLIC_API_URL"] = api_url
@@ -237,25 +255,28 @@ def main() -> int:
         f"curl -s -X POST {api_url}/incidents -H 'Authorization: Bearer {token}' "
         '-H \'Content-Type: application/json\' -d \'{"title": "Checkout 5xx above 20%", "severity": "P1"}\''
     )
-    say("")
-    say("Incident Engine is running locally.")
-    say(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
-    say(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
-    say(f"  API token    {token}")
-    say(f"  Reconciler   every {reconcile_every:g} s")
-    say(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
-    say(
+    announce("")
+    announce("Incident Engine is running locally.")
+    announce(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
+    announce(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
+    announce(f"  API token    {token}")
+    announce(f"  Reconciler   every {reconcile_every:g} s")
+    announce(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
+    announce(
         f"  Health topic {stack.outputs['EngineHealthTopicArn']}   ({len(alarms.specs)} alarms, judged "
         f"locally with periods scaled by {reconcile_every:g}/60; GET {api_url}/health?deep=1 with the token)"
     )
-    say(f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)")
-    say("")
-    say("Try it:")
-    say(f"  curl -s {api_url}/health")
-    say(f"  {example}")
-    say("")
-    say("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
-    say("")
+    announce(
+        f"  PagerDuty    {api_url}/v2/enqueue   (Events API v2; routing_key = a service's integration key)"
+    )
+    announce("")
+    announce("Try it:")
+    announce(f"  curl -s {api_url}/health")
+    announce(f"  {example}")
+    announce("  (scoped tokens for people and tools: POST /tokens, see the README's Tokens and scopes)")
+    announce("")
+    announce("State lives in the emulator only while this runs. Press Ctrl-C to stop.")
+    announce("")
 
     def stop(signum: int, frame: Any) -> None:
         STOP.set()

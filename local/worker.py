@@ -56,7 +56,9 @@ def main() -> int:
             # Short polls: moto's long poll does not wake when a delayed message becomes visible.
             busy = deliver_sqs_batch(sqs, queue_url, queue_arn, region, spec, wait_seconds=0) > 0
         except Exception as exc:  # the emulator going away at shutdown, say; the next round retries
-            print(f"[worker] error: {exc!r}", flush=True)
+            from incident_engine.observability import redact
+
+            print(redact(f"[worker] error: {exc!r}"), flush=True)
             busy = False
         if not busy:
             STOP.wait(0.1)

@@ -48,7 +48,12 @@ def aws(monkeypatch: pytest.MonkeyPatch, clock: time_machine.Traveller) -> Itera
     with mock_aws():
         stack = provision(
             boto3.Session(),
-            parameters={"ApiTokenSha256": hashlib.sha256(TOKEN.encode()).hexdigest()},
+            parameters={
+                "ApiTokenSha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                # Counted on every request, as deployed, but high enough that no test's own
+                # requests (under a clock that stands still) reach it; test_hardening lowers it.
+                "TokenRateLimitPerMinute": "100000",
+            },
         )
         for name, value in stack.environment().items():
             monkeypatch.setenv(name, value)

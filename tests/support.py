@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from local.runtime import deliver_sqs_batch, invoke, scheduled_event
+from local.runtime import authorize, deliver_sqs_batch, invoke, scheduled_event
 from local.template import LocalStack
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -86,6 +86,37 @@ class Api:
             (json.loads(response["body"]) if is_json else response["body"]) if response.get("body") else None
         )
         return int(response["statusCode"]), payload
+
+    def call_as(
+        self,
+        secret: str | None,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, Any]:
+        """As API Gateway would: the authorizer first (its policy matched against the method ARN),
+        then the handler with the context it gave; ``secret`` None sends no Authorization."""
+        resource, _ = self._route(method, path)
+        public = next(r.public for r in self.spec.routes if r.path == resource and r.method == method)
+        event = self.event(method, path, body, query, raw_body)
+        if public:
+            event["requestContext"]["authorizer"] = None
+        else:
+            headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+            arn = f"arn:aws:execute-api:us-east-1:123456789012:abc123/v1/{method}{path}"
+            denied, context = authorize(self.stack.function("AuthorizerFunction"), headers, arn)
+            if denied:
+                return denied, None
+            event["requestContext"]["authorizer"] = context
+        response = invoke(self.spec, event)
+        self.last_headers = {
+            k.lower(): ", ".join(v) for k, v in (response.get("multiValueHeaders") or {}).items()
+        }
+        text = response.get("body")
+        is_json = "json" in self.last_headers.get("content-type", "application/json")
+        return int(response["statusCode"]), (json.loads(text) if is_json else text) if text else None
 
     def ok(
         self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None, expect: int = 200

@@ -40,6 +40,9 @@ class Settings:
     # Multiplies the webhook sender's retry waits. The template never sets it; the local stack
     # passes make run's WEBHOOK_RETRY_SCALE so a failing receiver's retries take seconds, not minutes.
     webhook_retry_scale: float = 1.0
+    # Requests one credential (API token, integration key, the admin token) may make a minute; 0: no
+    # limit. Counted in the config table by the api function (api/app.py).
+    token_rate_per_minute: int = 0
 
 
 def _number(name: str, default: str, minimum: float) -> float:
@@ -73,6 +76,7 @@ def get_settings() -> Settings:
         timer_dead_letter_url=env.get("TIMER_DEAD_LETTER_URL", ""),
         webhook_dead_letter_url=env.get("WEBHOOK_DEAD_LETTER_URL", ""),
         webhook_retry_scale=_number("WEBHOOK_RETRY_SCALE", "1", 0),
+        token_rate_per_minute=int(_number("TOKEN_RATE_PER_MINUTE", "0", 0)),
     )
 
 

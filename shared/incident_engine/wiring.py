@@ -37,9 +37,11 @@ from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, 
 if TYPE_CHECKING:
     from incident_engine.store.people import TeamRepository, UserRepository
     from incident_engine.store.schedules import ScheduleRepository
+    from incident_engine.store.tokens import TokenRepository
     from incident_engine.usecases.config import ConfigService
     from incident_engine.usecases.health import EngineHealth
     from incident_engine.usecases.heartbeats import HeartbeatService
+    from incident_engine.usecases.tokens import Authenticator, Tokens
 
 
 class ConfigStores(NamedTuple):
@@ -140,6 +142,15 @@ class Services:
         return ConfigService(
             stores.users, stores.teams, stores.schedules, self.policies_store, self.clock, subscriptions
         )
+
+    def tokens(self) -> Tokens:
+        from incident_engine.usecases.tokens import Tokens
+
+        return Tokens(self.token_store, self.clock)
+
+    @property
+    def token_store(self) -> TokenRepository:
+        return _token_store(self.settings.region, self.settings.endpoint_url)
 
     def maintenance_windows(self) -> MaintenanceWindows:
         settings = self.settings
@@ -258,13 +269,22 @@ def services() -> Services:
 
 
 @lru_cache(maxsize=1)
-def credential_catalog() -> ServiceCatalog:
-    """Only what the authorizer needs to look a key up: no SQS or SNS client is built."""
+def _token_store(region: str, host: str | None) -> TokenRepository:
+    from incident_engine.store.tokens import TokenRepository
+
+    return TokenRepository(region, host)
+
+
+@lru_cache(maxsize=1)
+def authenticator() -> Authenticator:
+    """Only what the authorizer needs to look a credential up: no SQS or SNS client is built."""
+    from incident_engine.usecases.tokens import Authenticator
+
     settings = get_settings()
     bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
-    return ServiceCatalog(
+    return Authenticator(
         ServiceRepository(settings.region, settings.endpoint_url),
-        PolicyRepository(settings.region, settings.endpoint_url),
+        _token_store(settings.region, settings.endpoint_url),
         SystemClock(),
     )
 
@@ -276,6 +296,7 @@ def reset_services() -> None:
 
     services.cache_clear()
     _config_stores.cache_clear()
-    credential_catalog.cache_clear()
+    authenticator.cache_clear()
+    _token_store.cache_clear()
     forget_clients()
     reset_settings()

@@ -374,12 +374,19 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
         "TimerDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-TimerDLQ-1",
         "WebhookDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/prod-WebhookDLQ-1",
     }
-    parameters = {"LogLevel": "DEBUG", "StageName": "v1", "ApiTokenSha256": "****", "LogRetentionDays": "30"}
+    parameters = {
+        "LogLevel": "DEBUG",
+        "StageName": "v1",
+        "ApiTokenSha256": "****",
+        "LogRetentionDays": "30",
+        "TokenRateLimitPerMinute": "600",
+    }
     variables, unresolved = from_outputs(outputs, parameters)
     assert variables["ApiFunction"]["INCIDENTS_TABLE"] == "prod-IncidentsTable-1"
     assert variables["ReconcilerFunction"]["TIMER_QUEUE_URL"].endswith("prod-TimerQueue-1")
     assert variables["EscalationWorkerFunction"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
     assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert variables["ApiFunction"]["TOKEN_RATE_PER_MINUTE"] == "600"
     assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
     # NoEcho: the parameter override (the api function checks it for GET /health?deep=1)
     assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256", "ApiFunction.API_TOKEN_SHA256"]

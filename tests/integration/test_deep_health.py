@@ -48,6 +48,19 @@ def test_deep_health_needs_the_admin_token(api: Api, aws: LocalStack) -> None:
     assert status == 422 and body["field"].endswith("deep")
 
 
+def test_deep_health_takes_an_admin_scoped_token_and_refuses_a_read_or_revoked_one(api: Api) -> None:
+    # Given an admin-scoped API token and a read-scoped one
+    admin = api.ok("POST", "/tokens", {"name": "ops lead", "scopes": ["admin"]}, expect=201)
+    reader = api.ok("POST", "/tokens", {"name": "dashboard", "scopes": ["read"]}, expect=201)
+    # Then the admin scope reaches deep=1 and the read scope does not
+    assert deep(api, admin["token"])[0] == 200
+    status, body = deep(api, reader["token"])
+    assert status == 403 and body["error"] == "forbidden" and reader["token"] not in json.dumps(body)
+    # When the admin token is revoked, Then it no longer does either
+    api.ok("DELETE", f"/tokens/{admin['id']}")
+    assert deep(api, admin["token"])[0] == 403
+
+
 def test_a_fresh_engine_reports_empty_queues_and_a_reconciler_that_never_ran(api: Api) -> None:
     status, body = deep(api)
     assert status == 200

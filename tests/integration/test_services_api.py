@@ -123,11 +123,18 @@ def test_the_authorizer_names_the_integration_and_its_service(api: Api, aws: Loc
     event = load_event("authorizer_token.json")
     event["authorizationToken"] = f"Bearer {svc['integration_key']}"
     answer = invoke(aws.function("AuthorizerFunction"), event)
-    assert answer["context"] == {"role": "integration", "service_id": svc["id"]}
-    assert answer["principalId"].startswith(f"integration:{svc['id']}:key_")
-    assert answer["policyDocument"]["Statement"][0]["Resource"] == [
-        f"{ARN}/POST/integrations/alertmanager",
+    key_id = svc["integration_keys"][0]["id"]
+    assert answer["context"] == {
+        "role": "integration",
+        "service_id": svc["id"],
+        "credential_id": key_id,
+        "scopes": "ingest",
+        "team_ids": "",
+    }
+    assert answer["principalId"] == f"integration:{svc['id']}:{key_id}"
+    assert sorted(answer["policyDocument"]["Statement"][0]["Resource"]) == [
         f"{ARN}/POST/heartbeats/*/ping",
+        f"{ARN}/POST/integrations/alertmanager",
     ]
     for unknown in ("0" * 32, svc["integration_key"] + "x", "x" * 600):
         event["authorizationToken"] = f"Bearer {unknown}"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,6 +15,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
+from incident_engine.adapters.sources import alertmanager as am_source
+from incident_engine.adapters.sources import pagerduty as pd_source
 from incident_engine.api import (
     alertmanager,
     heartbeats,
@@ -23,9 +29,13 @@ from incident_engine.api import (
     routing_rules,
     schedules,
     services,
+    tokens,
     webhooks,
 )
 from incident_engine.api import health as health_routes
+from incident_engine.api.context import ANONYMOUS, Caller, caller_of
+from incident_engine.api.security import add_security_headers, page_csp
+from incident_engine.domain.access import INGEST, PUBLIC, allows, scope_of
 from incident_engine.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from incident_engine.observability import logger
 
@@ -45,9 +55,11 @@ app.include_router(pagerduty.router)
 app.include_router(alertmanager.router)
 app.include_router(maintenance.router)
 app.include_router(heartbeats.router)
+app.include_router(tokens.router)
 DESCRIPTION = (
     "Incidents, escalation policies, timed escalation, people and on-call schedules. "
-    "All routes but /health need `Authorization: Bearer <token>`."
+    "All routes but /health need `Authorization: Bearer <token>`: the deploy-time admin token, or an "
+    "API token made with POST /tokens (scopes read, write, admin; see the README's Tokens and scopes)."
 )
 
 
@@ -105,7 +117,12 @@ def swagger_ui() -> Response[str]:
         "",
         None,
     )
-    return Response(status_code=200, content_type="text/html", body=page)
+    # The page's own inline scripts, by hash, and nothing else may run.
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    csp = page_csp(scripts=scripts, inline_style_attributes=True)
+    return Response(
+        status_code=200, content_type="text/html", body=page, headers={"Content-Security-Policy": csp}
+    )
 
 
 @app.exception_handler(RequestValidationError)
@@ -173,13 +190,27 @@ def _body_problem(event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
     body = event.get("body")
     if body is None or body == "":
         return None
-    if event.get("resource") in (pagerduty.PATH, alertmanager.PATH):
-        # Their parsers bound size (512 KB, 4 MB) and depth themselves; PagerDuty's answers in
-        # PagerDuty's shape, and an Alertmanager batch may be larger than our own bodies.
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
+    if event.get("resource") == pagerduty.PATH:
+        # PagerDuty's own limit, answered in PagerDuty's shape; its parser bounds depth itself.
+        if size > pd_source.MAX_BODY_BYTES:
+            return 413, {
+                "status": "invalid event",
+                "message": f"request bodies are limited to {pd_source.MAX_BODY_BYTES} bytes",
+                "errors": [f"'body' is larger than {pd_source.MAX_BODY_BYTES} bytes"],
+            }
+        return None
+    if event.get("resource") == alertmanager.PATH:
+        # An Alertmanager batch may be larger than our own bodies (its parser bounds depth).
+        if size > am_source.MAX_BODY_BYTES:
+            return 413, {
+                "error": "payload_too_large",
+                "message": f"Alertmanager batches are limited to {am_source.MAX_BODY_BYTES} bytes",
+            }
         return None
     if event.get("isBase64Encoded"):
         return 415, {"error": "unsupported_media_type", "message": "send the body as JSON text"}
-    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+    if size > MAX_BODY_BYTES:
         return 413, {
             "error": "payload_too_large",
             "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
@@ -219,18 +250,102 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _refusal(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    out = {"Content-Type": "application/json", **(headers or {})}
+    return {
+        "statusCode": status,
+        "headers": out,
+        "multiValueHeaders": {k: [v] for k, v in out.items()},
+        "body": json.dumps(payload),
+        "isBase64Encoded": False,
+    }
+
+
+def _access_problem(event: dict[str, Any]) -> tuple[Caller, dict[str, Any] | None]:
+    """The route table again (the authorizer's policy said the same): a credential reaches only
+    the routes its scopes do. Then the per-credential rate limit."""
+    method, resource = str(event.get("httpMethod") or ""), str(event.get("resource") or "")
+    if scope_of(method, resource) == PUBLIC:
+        return ANONYMOUS, None
+    who = caller_of(event)
+    if who.kind == "anonymous":
+        return who, _refusal(401, {"error": "unauthorized", "message": "send Authorization: Bearer <token>"})
+    if not allows(who.scopes, method, resource):
+        message = "this token may not call this route"
+        if scope_of(method, resource) == INGEST:
+            message = "send a service's integration key as the Bearer token, not an API or admin token"
+        return who, _refusal(403, {"error": "forbidden", "message": message})
+    wait = RATE_LIMIT.wait_for(who)
+    if wait:
+        message = f"this credential made too many requests this minute; retry in {wait} s"
+        return who, _refusal(
+            429, {"error": "too_many_requests", "message": message}, {"Retry-After": str(wait)}
+        )
+    return who, None
+
+
+class RateLimit:
+    """At most ``TOKEN_RATE_PER_MINUTE`` requests per credential per minute (0: no limit).
+
+    One conditional counter per credential per clock minute in the config table (UpdateItem ADD
+    under ``hits < limit``; TTL removes old windows): every container of the function shares it,
+    so the limit holds however many run. A credential refused once is refused by this container
+    without another write until its minute ends, so a flood costs one write per container, not one
+    per request. An error of the counter itself lets the request through (logged): the limit
+    protects the engine, and an incident engine that cannot page is worse than one briefly unlimited.
+    """
+
+    def __init__(self) -> None:
+        self._blocked: dict[str, int] = {}  # caller id -> the minute it is refused until its end
+        self._lock = threading.Lock()
+
+    def wait_for(self, who: Caller) -> int:
+        """Seconds to wait (0: go ahead, counted)."""
+        from incident_engine.wiring import services
+
+        wired = services()
+        limit = wired.settings.token_rate_per_minute
+        if limit <= 0:
+            return 0
+        now = time.time()
+        window = int(now // 60)
+        wait = max(1, math.ceil((window + 1) * 60 - now))
+        with self._lock:
+            if self._blocked.get(who.id) == window:
+                return wait
+            if len(self._blocked) > 10_000:
+                self._blocked.clear()
+        try:
+            key = f"{who.kind}#{who.id}"
+            allowed = wired.token_store.count_request(key, window, limit, (window + 2) * 60)
+        except Exception:
+            logger.exception("the rate limit counter failed; the request goes ahead")
+            return 0
+        if allowed:
+            return 0
+        with self._lock:
+            self._blocked[who.id] = window
+        return wait
+
+
+RATE_LIMIT = RateLimit()
+
+
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Resolve one API Gateway event. Every body this API takes is JSON, whatever the client's
-    Content-Type says (curl -d sends form encoding by default), so it is read as JSON."""
+    """Resolve one API Gateway event, and put the security headers on whatever answers it. Every
+    body this API takes is JSON, whatever the client's Content-Type says (curl -d sends form
+    encoding by default), so it is read as JSON."""
+    return add_security_headers(_handle(event, context))
+
+
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _, refused_access = _access_problem(event)
+    if refused_access is not None:
+        return refused_access
     refused = _body_problem(event)
     if refused is not None:
         status, payload = refused
-        return {
-            "statusCode": status,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps(payload),
-            "isBase64Encoded": False,
-        }
+        return _refusal(status, payload)
     headers = event.get("headers") or {}
     for name in [k for k in headers if k.lower() == "content-type"]:
         del headers[name]
@@ -240,7 +355,8 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event["multiValueHeaders"] = {
             k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"
         } | {"Content-Type": ["application/json"]}
-    return app.resolve(event, context)
+    result: dict[str, Any] = app.resolve(event, context)
+    return result
 
 
 @app.exception_handler(Exception)

@@ -62,8 +62,8 @@ Email = Annotated[
         pattern=EMAIL_PATTERN,
     ),
 ]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
-HourMinute = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+Phone = Annotated[str, StringConstraints(max_length=16, pattern=r"^\+[1-9][0-9]{6,14}$")]
+HourMinute = Annotated[str, StringConstraints(max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 @lru_cache(maxsize=1)
@@ -286,7 +286,7 @@ class TeamPage(_Out):
 
 LocalDateTime = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"),
+    StringConstraints(max_length=19, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"),
     Field(description="Local wall-clock date-time in the schedule's zone, no offset: 2026-03-02T09:00"),
 ]
 

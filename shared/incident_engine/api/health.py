@@ -15,8 +15,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from pydantic import BaseModel, Field
 
+from incident_engine.domain.access import ADMIN
 from incident_engine.domain.timefmt import to_iso
-from incident_engine.wiring import services
+from incident_engine.wiring import authenticator, services
 
 MAX_TOKEN_CHARS = 512  # as the authorizer
 
@@ -65,16 +66,22 @@ ERROR_CONTENT: dict[str, Any] = {"application/json": {"model": ErrorOut}}
 
 
 def caller_is_admin(app: ApiGatewayResolver) -> bool | None:
-    """True for the admin token, False for another one, None when no bearer token was sent."""
+    """True for the admin token or an admin-scoped API token, False for another credential, None
+    when no bearer token was sent."""
     header = app.current_event.headers.get("Authorization") or ""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return None
-    expected = services().settings.api_token_sha256
-    if not expected or len(token) > MAX_TOKEN_CHARS:
+    if len(token) > MAX_TOKEN_CHARS:
         return False
-    return hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected)
+    expected = services().settings.api_token_sha256
+    if expected and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
+        return True
+    # /health is public (no authorizer runs), so an API token is checked here as the authorizer
+    # would: unknown, revoked or expired ones are refused, and only the admin scope reaches deep=1.
+    principal = authenticator().principal_for(token)
+    return principal is not None and ADMIN in principal.scopes
 
 
 def deep_health(app: ApiGatewayResolver) -> Response[Any]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Annotated
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from incident_engine.api.context import actor, base_url, principal
+from incident_engine.api.context import actor, base_url, caller, principal
 from incident_engine.api.schemas import (
     ActorIn,
     CancelIn,
@@ -29,7 +30,7 @@ from incident_engine.api.schemas import (
     TimelineOut,
 )
 from incident_engine.domain.engine import NewIncident
-from incident_engine.domain.errors import InvalidInput
+from incident_engine.domain.errors import InvalidInput, NotFound
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.incidents import IdempotencyRequest, IncidentService
 from incident_engine.usecases.ports import IncidentFilter
@@ -44,7 +45,15 @@ def _service() -> IncidentService:
 
 
 def _id(incident_id: str) -> str:
-    return unquote(incident_id)  # API Gateway hands path parameters over URL-encoded
+    """The path's incident id, once this caller may see that incident: a token held to some teams
+    gets the same 404 for another team's incident as for one that does not exist."""
+    found = unquote(incident_id)  # API Gateway hands path parameters over URL-encoded
+    teams = caller(router).team_ids  # type: ignore[arg-type]
+    if teams is not None:
+        incident = _service().get_incident(found)
+        if incident.team not in teams:
+            raise NotFound(f"incident {found} not found", id=found)
+    return found
 
 
 @router.post(
@@ -60,13 +69,13 @@ def _id(incident_id: str) -> str:
     responses={200: {"description": "dedup_key matched an active incident"}},
 )
 def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
-    caller = principal(router)  # type: ignore[arg-type]
+    credential = principal(router)  # type: ignore[arg-type]
     key = router.current_event.headers.get("Idempotency-Key")  # case-insensitive
     idempotency = None
     if key is not None:
         if not IDEMPOTENCY_KEY.fullmatch(key):
             raise InvalidInput("Idempotency-Key", "1 to 255 printable ASCII characters")
-        idempotency = IdempotencyRequest.of(caller, key, body.model_dump_json())
+        idempotency = IdempotencyRequest.of(credential, key, body.model_dump_json())
     new = NewIncident(
         title=body.title,
         severity=body.severity,
@@ -79,7 +88,16 @@ def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
         dedup_key=body.dedup_key,
     )
     new, policy_id = services().routing_rules().route_api_create(new, body.policy_id)
-    result = _service().create_incident(new, policy_id, actor(router, None), idempotency)  # type: ignore[arg-type]
+    teams = caller(router).team_ids  # type: ignore[arg-type]
+    if teams is not None and new.team is None and new.service_id is None and len(teams) == 1:
+        new = replace(new, team=next(iter(teams)))  # a one-team token's incidents are its team's
+    result = _service().create_incident(
+        new,
+        policy_id,
+        actor(router, None),  # type: ignore[arg-type]
+        idempotency,
+        teams=teams,
+    )
     return Response(
         status_code=201 if result.created else 200,
         content_type="application/json",
@@ -114,11 +132,15 @@ def list_incidents(
     limit: Limit = 25,
     cursor: Cursor = None,
 ) -> IncidentPage:
+    teams = caller(router).team_ids  # type: ignore[arg-type]
+    if teams is not None and team is not None and team not in teams:
+        return IncidentPage(items=[], next_cursor=None)  # another team's: nothing to see, as if none
     flt = IncidentFilter(
         status=status.value if status else None,
         severity=severity.value if severity else None,
         service=service,
-        team=team,
+        team=team if team is not None or teams is None or len(teams) != 1 else next(iter(teams)),
+        teams=teams,
     )
     page = _service().list_incidents(flt, limit, cursor)
     return IncidentPage(items=[IncidentOut.of(i) for i in page.items], next_cursor=page.next_cursor)

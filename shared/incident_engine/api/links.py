@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 
 from incident_engine.api.context import base_url
+from incident_engine.api.security import page_csp
 from incident_engine.domain.errors import NotFound
 from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.links import LinkRefused
@@ -28,17 +29,24 @@ REFUSED = {
 VERB = {"acknowledge": "Acknowledge", "resolve": "Resolve"}
 
 
+STYLE = (
+    "body{font:18px system-ui,sans-serif;max-width:34em;margin:2em auto;padding:0 1em}"
+    "button{font-size:1.2em;padding:.6em 1.4em}"
+)
+# Its one style element and nothing else: no script runs, the form posts back here only.
+PAGE_CSP = page_csp(styles=[STYLE])
+
+
 def _page(status: int, title: str, body: str) -> Response[str]:
     html = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<meta name=robots content=noindex><title>{escape(title)}</title>"
-        "<style>body{font:18px system-ui,sans-serif;max-width:34em;margin:2em auto;padding:0 1em}"
-        "button{font-size:1.2em;padding:.6em 1.4em}</style></head>"
+        f"<style>{STYLE}</style></head>"
         f"<body><h1>{escape(title)}</h1>{body}</body></html>"
     )
-    # Never cached and never framed: each answer is for this one person, now.
-    headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+    # Never cached and never framed (api/app.py adds those): each answer is for this one person, now.
+    headers = {"Content-Security-Policy": PAGE_CSP}
     return Response(status_code=status, content_type="text/html; charset=utf-8", body=html, headers=headers)
 
 

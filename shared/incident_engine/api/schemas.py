@@ -236,7 +236,7 @@ class PolicyIn(_In):
     name: Name
     levels: Annotated[list[LevelIn], Field(min_length=1, max_length=MAX_LEVELS)]
     repeat: RepeatIn | None = None
-    severities: list[Severity] | None = None
+    severities: Annotated[list[Severity], Field(max_length=len(Severity))] | None = None
     service: Name | None = None
     team: Name | None = None
     is_default: StrictBool = False

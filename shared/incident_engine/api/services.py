@@ -28,7 +28,7 @@ class ServiceIn(_In):
     default_severity: Severity = Severity.P2
     alarm_name_prefixes: Annotated[list[AlarmPrefix], Field(max_length=20)] = Field(default_factory=list)
     auto_resolve: StrictBool = True
-    insufficient_data: Annotated[str, StringConstraints(pattern="^(ignore|trigger)$")] = Field(
+    insufficient_data: Annotated[str, StringConstraints(max_length=7, pattern="^(ignore|trigger)$")] = Field(
         default="ignore", description="What CloudWatch's INSUFFICIENT_DATA does: ignore (default) or trigger"
     )
 

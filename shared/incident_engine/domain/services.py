@@ -52,10 +52,12 @@ class IntegrationKey:
 class Principal:
     """Who a credential speaks for, as the authorizer hands it to the API."""
 
-    kind: str  # "admin" | "integration"
+    kind: str  # "admin" | "token" | "integration"
     name: str
     service_id: str | None = None
     scopes: tuple[str, ...] = field(default_factory=tuple)
+    id: str = ""  # the API token's or integration key's id
+    team_ids: tuple[str, ...] | None = None  # an API token's teams; None: every team
 
 
 def service_for_alarm(

@@ -162,6 +162,9 @@ def _plan(flt: IncidentFilter) -> tuple[str, str, Condition | None]:
         if value is not None:
             clause = getattr(IncidentItem, name) == value
             condition = clause if condition is None else condition & clause
+    if flt.teams is not None:  # team is projected into every list index
+        clause = IncidentItem.team.is_in(*sorted(flt.teams))
+        condition = clause if condition is None else condition & clause
     return index, prefix, condition
 
 
@@ -176,6 +179,7 @@ def _matches(incident: Incident, flt: IncidentFilter) -> bool:
         and (flt.severity is None or incident.severity.value == flt.severity)
         and (flt.service is None or incident.service == flt.service)
         and (flt.team is None or incident.team == flt.team)
+        and (flt.teams is None or incident.team in flt.teams)
     )
 
 

@@ -17,6 +17,8 @@ Config table:
   POLICY / #DEFAULT         pointer to the default policy (same partition: one Query reads all)
   SERVICE / <service id>    services; SERVICE / <service id>#KEY#<key id> their integration keys
   CRED#<sha256> / CRED      a credential's principal, looked up by the hash of the secret
+  TOKEN / <token id>        API tokens (prefix, scopes, teams, expiry, last use; never the token)
+  RATE#<caller> / <minute>  a credential's request count in one minute (TTL-expired)
   WEBHOOK / <webhook id>    registered webhooks (with their signing secrets, never returned)
   USER, TEAM, SCHEDULE, OVERRIDE#<schedule id>   see store/people.py and store/schedules.py
   RULE / <rule id>          routing rules (disabled, never erased, by DELETE)
@@ -331,12 +333,39 @@ class IntegrationKeyItem(ConfigItem, discriminator="integration_key"):
 class CredentialItem(ConfigItem, discriminator="credential"):
     """CRED#<sha256 of the secret> / CRED: what the authorizer looks a presented secret up by."""
 
-    principal_kind = UnicodeAttribute()
+    principal_kind = UnicodeAttribute()  # integration | token
     name = UnicodeAttribute()
     service_id = UnicodeAttribute(null=True)
     key_id = UnicodeAttribute()
     revoked = BooleanAttribute()
     created_at = UnicodeAttribute()
+    # an API token's (absent on integration keys)
+    scopes = JSONText(null=True)
+    team_ids = JSONText(null=True)
+    expires_at = UnicodeAttribute(null=True)
+
+
+class ApiTokenItem(ConfigItem, discriminator="api_token"):
+    """TOKEN / <token id>: the list entry of an API token (its prefix, never the token)."""
+
+    name = UnicodeAttribute()
+    prefix = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()  # SHA-256 of 256 random bits: not reversible
+    scopes = JSONText()
+    team_ids = JSONText(null=True)
+    created_at = UnicodeAttribute()
+    created_by = UnicodeAttribute()
+    expires_at = UnicodeAttribute(null=True)
+    revoked_at = UnicodeAttribute(null=True)
+    last_used_at = UnicodeAttribute(null=True)  # written at most once a minute (by the authorizer)
+
+
+class RateWindowItem(ConfigItem, discriminator="rate_window"):
+    """RATE#<caller> / <minute>: requests a credential made in one minute (the per-token limit).
+    DynamoDB's TTL removes it once ``ttl`` (epoch seconds) has passed."""
+
+    hits = NumberAttribute()
+    ttl = NumberAttribute()
 
 
 class WebhookItem(ConfigItem, discriminator="webhook"):
@@ -467,6 +496,8 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
     ServiceItem,
     IntegrationKeyItem,
     CredentialItem,
+    ApiTokenItem,
+    RateWindowItem,
     WebhookItem,
     RoutingRuleItem,
     MaintenanceWindowItem,

@@ -129,12 +129,16 @@ class ServiceRepository:
             item = CredentialItem.get(credential_pk(secret_hash), "CRED", consistent_read=True)
         except DoesNotExist:
             return None
+        teams = item.team_ids
         return StoredCredential(
             kind=item.principal_kind,
             name=item.name,
             service_id=item.service_id,
             key_id=item.key_id,
             revoked=bool(item.revoked),
+            scopes=tuple(item.scopes or ()),
+            team_ids=tuple(teams) if teams is not None else None,
+            expires_at=parse_iso(item.expires_at) if item.expires_at else None,
         )
 
     # --- mapping ----------------------------------------------------------------------------------

@@ -100,8 +100,12 @@ class IncidentService:
         actor: str,
         idempotency: IdempotencyRequest | None = None,
         join: bool = True,
+        teams: frozenset[str] | None = None,
     ) -> CreateResult:
         """Open an incident, or join the active one holding ``new.dedup_key``.
+
+        With ``teams`` (a token held to some teams) the incident must be one of those teams', and
+        an active holder of the dedup key that is another team's is neither joined nor named.
 
         With an ``idempotency`` key, a retry of the same request gets the first answer back and
         pages nobody again; the key is claimed before anything else is written. With ``join``
@@ -114,7 +118,7 @@ class IncidentService:
             if replay is not None:
                 return replay
         try:
-            return self._create(new, policy_id, actor, idempotency, claim, join)
+            return self._create(new, policy_id, actor, idempotency, claim, join, teams)
         except Exception:
             if idempotency is not None and claim is not None:
                 self._store.release_idempotency_claim(idempotency.key_hash, claim)
@@ -128,12 +132,15 @@ class IncidentService:
         idempotency: IdempotencyRequest | None,
         idempotency_claim: str | None,
         join: bool = True,
+        teams: frozenset[str] | None = None,
     ) -> CreateResult:
         new, service = self._with_service(new)
+        if teams is not None and new.team not in teams:
+            raise InvalidInput("team", "this token opens incidents of its own teams only: name one")
         dedup_claim: str | None = None
         scope = dedup_scope(new.service_id, new.dedup_key) if new.dedup_key else None
         if new.dedup_key and scope:
-            joined, dedup_claim = self._join_or_claim(scope, new.dedup_key, actor, join)
+            joined, dedup_claim = self._join_or_claim(scope, new.dedup_key, actor, join, teams)
             if joined is not None:
                 if idempotency is not None and idempotency_claim is not None:
                     self._store.bind_idempotency_key(idempotency.key_hash, idempotency_claim, joined.id, 200)
@@ -175,12 +182,17 @@ class IncidentService:
         raise Conflict("the store is too busy to open the incident now; retry", id=change.incident.id)
 
     def _join_or_claim(
-        self, scope: str, dedup_key: str, actor: str, join: bool = True
+        self, scope: str, dedup_key: str, actor: str, join: bool = True, teams: frozenset[str] | None = None
     ) -> tuple[Incident | None, str | None]:
         """The active incident holding the key (joined), or a fresh claim on it (its nonce)."""
         for _ in range(CLAIM_POLLS):
             holder = self._store.dedup_holder(scope)
             now = self._clock.now()
+            if holder is not None and holder.incident_id is not None and teams is not None:
+                held = self._store.get(holder.incident_id)
+                if held is not None and held.status not in TERMINAL and held.team not in teams:
+                    # Neither joined (its timeline is not this token's to write) nor named.
+                    raise Conflict("dedup_key is in use; choose another", field="dedup_key")
             if holder is not None and holder.incident_id is not None:
                 if not join:
                     active = self._store.get(holder.incident_id)

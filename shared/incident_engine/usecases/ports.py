@@ -48,11 +48,14 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True)
 class StoredCredential:
-    kind: str  # "integration" (API tokens come with the scoped-token work)
+    kind: str  # "integration" | "token"
     name: str
     service_id: str | None
-    key_id: str
+    key_id: str  # the integration key's id, or the API token's
     revoked: bool
+    scopes: tuple[str, ...] = ()  # an API token's
+    team_ids: tuple[str, ...] | None = None  # an API token's teams; None: every team
+    expires_at: datetime | None = None
 
 
 class Signer(Protocol):
@@ -73,6 +76,7 @@ class IncidentFilter:
     severity: str | None = None
     service: str | None = None
     team: str | None = None
+    teams: frozenset[str] | None = None  # a token held to some teams: only theirs
 
 
 ACTIVE = "active"
