@@ -24,4 +24,5 @@ def test_schemathesis_finds_no_server_error_and_no_failure() -> None:
     print(figures.report())
     assert figures.requests > 1000, figures.report()  # it really ran, every phase
     assert figures.server_errors == [], figures.report()
+    assert figures.errors == [], figures.report()  # every operation could be tested
     assert figures.failures == {}, figures.report()

@@ -40,19 +40,22 @@ class Figures:
     failures: dict[tuple[str, str, str], str] = field(
         default_factory=dict
     )  # (operation, code, title) -> example
+    errors: list[str] = field(default_factory=list)  # operations schemathesis could not test
     elapsed: float = 0.0
     exit_code: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.server_errors and self.requests > 0
+        return not self.failures and not self.server_errors and not self.errors and self.requests > 0
 
     def report(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_class.items()))
         lines = [
             f"schemathesis: {self.requests} requests in {self.elapsed:.0f} s ({classes}); "
-            f"5xx: {len(self.server_errors)}; distinct failures: {len(self.failures)}",
+            f"5xx: {len(self.server_errors)}; distinct failures: {len(self.failures)}; "
+            f"errors: {len(self.errors)}",
         ]
+        lines += [f"  error: {line}" for line in self.errors[:20]]
         lines += [f"  5xx: {line}" for line in self.server_errors[:20]]
         for (operation, code, title), example in self.failures.items():
             lines.append(f"  {code} {operation}: {title}\n      {example}")
@@ -64,6 +67,11 @@ def read_report(path: Path) -> Figures:
     figures = Figures()
     for line in path.read_text().splitlines():
         event = json.loads(line)
+        error = event.get("NonFatalError") or event.get("FatalError")
+        if error:
+            value = error.get("value") or {}
+            message = str(value.get("message", value)).replace("\n", " | ")[:300]
+            figures.errors.append(f"{error.get('label', '-')} ({error.get('phase', '-')}): {message}")
         finished = event.get("ScenarioFinished")
         if not finished:
             continue

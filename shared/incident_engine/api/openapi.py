@@ -178,9 +178,11 @@ def _nullable_in(obj: dict[str, Any]) -> None:
     for name, prop in obj.get("properties", {}).items():
         if name not in required and "type" in prop and "const" not in prop:
             kind = prop["type"]
-            prop["type"] = [*(kind if isinstance(kind, list) else [kind]), "null"]
-            if "enum" in prop:
-                prop["enum"] = [*prop["enum"], None]
+            kinds = kind if isinstance(kind, list) else [kind]
+            if "null" not in kinds:  # a property shared by two options is met twice
+                prop["type"] = [*kinds, "null"]
+                if "enum" in prop:
+                    prop["enum"] = [*prop["enum"], None]
         if prop.get("type") in ("object", ["object", "null"]):
             _nullable_in(prop)
         items = prop.get("items")
