@@ -26,7 +26,8 @@ REFUSED_RANGES: tuple[tuple[int, int], ...] = (
     (0x2028, 0x202E),
     (0x2060, 0x2060),
     (0x2066, 0x2069),
-    (0xD800, 0xF8FF),  # surrogates, then the private use area
+    (0xD800, 0xDFFF),  # surrogates (a JSON escape can carry one; no pattern can name them)
+    (0xE000, 0xF8FF),  # the private use area
     (0xFEFF, 0xFEFF),
     (0xF0000, 0xFFFFD),  # the supplementary private use planes
     (0x100000, 0x10FFFD),
@@ -46,12 +47,12 @@ def line_problem(text: str) -> str | None:
 
 def _refused_class(allow: str = "") -> str:
     """REFUSED_RANGES in the BMP less the characters in ``allow``, as the inside of a regex
-    character class. The supplementary private use planes are left to the validators: regex
-    dialects disagree on how to write characters beyond the BMP (and some fuzzers cannot read
-    them), so the patterns stop at U+FFFF."""
+    character class. The supplementary private use planes and the surrogates are left to the
+    validators: regex dialects disagree on how to write characters beyond the BMP, and a lone
+    surrogate is no character at all to most of them (nor can valid UTF-8 carry one)."""
     cuts = sorted(ord(c) for c in allow)
     parts = []
-    for low, high in (r for r in REFUSED_RANGES if r[1] < 0x10000):
+    for low, high in (r for r in REFUSED_RANGES if r[1] < 0x10000 and r[0] != 0xD800):
         start = low
         for cut in (c for c in cuts if low <= c <= high):
             if start <= cut - 1:
