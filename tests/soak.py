@@ -60,7 +60,7 @@ class Figures:
     def report(self) -> str:
         bound = RECONCILE_SECONDS + GRACE_SECONDS + SLACK_SECONDS
         lines = [
-            f"soak: {self.incidents} incidents ({self.alerts} from alerts), {self.acks} acknowledged, "
+            f"soak: {self.incidents} incidents opened, {self.alerts} alerts sent, {self.acks} acknowledged, "
             f"worker killed {self.kills} times",
             f"  steps executed {self.steps_executed}, pages sent {self.pages_sent}, SNS deliveries "
             f"{self.deliveries} ({self.redeliveries} repeats of a dedup id)",
