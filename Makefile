@@ -22,12 +22,14 @@ EVENT ?=
 STACK ?=
 
 .PHONY: help venv run test test-unit test-integration test-e2e lint build deploy bench bench-quick clean \
-        py313 invoke env-vars
+        py313 invoke env-vars fuzz soak
 
 help:
 	@echo "make run      start the local stack (emulated AWS + API + pollers + reconciler)"
 	@echo "make test     create the virtualenv if needed, then run every test"
 	@echo "make lint     ruff, mypy and cfn-lint"
+	@echo "make fuzz     schemathesis, every check, 200 examples per operation, on a fresh local stack"
+	@echo "make soak     incidents, alerts and acks at a steady rate while the worker is killed (minutes)"
 	@echo "make bench    every benchmark (a few minutes); rewrites docs/benchmarks.md"
 	@echo "make bench-quick  the same at small sizes, under a minute; prints only"
 	@echo "make build    sam build with Python 3.13 (installs the SAM CLI in .venv-sam if none is on PATH)"
@@ -59,6 +61,15 @@ test-integration: venv
 
 test-e2e: venv
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The long runs of what tests/e2e/test_schemathesis.py and tests/e2e/test_soak.py do briefly.
+FUZZ_EXAMPLES ?= 200
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.run --examples $(FUZZ_EXAMPLES) $(if $(SEED),--seed $(SEED))
+
+SOAK_SECONDS ?= 180
+soak: venv
+	$(BIN)/python -m tests.soak --seconds $(SOAK_SECONDS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,11 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from incident_engine.api.security import GATEWAY_HEADERS
 from local.runtime import api_event, authorize  # (puts the engine layer, shared/, on the path)
-from local.template import ACCOUNT, ROOT, ApiRoute, FunctionSpec
+from local.template import ACCOUNT, ROOT, ApiRoute, FunctionSpec, gateway_responses
 
-UNAUTHORIZED = {"error": "unauthorized", "message": "send Authorization: Bearer <token>"}
-FORBIDDEN = {"error": "forbidden", "message": "this token may not call this route"}
-NO_ROUTE = {"message": "Missing Authentication Token"}  # what API Gateway says for an undeclared route
+# API Gateway's own answers are the template's GatewayResponses, rendered as it renders them.
+ANSWERS = gateway_responses()
 MAX_BODY = 10 * 1024 * 1024  # API Gateway REST's payload limit
 DIGITS = re.compile(r"[0-9]+")
 ALLOWED = "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
@@ -208,6 +207,14 @@ class Gateway:
 
             do_TRACE = do_CONNECT = _not_allowed
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method token (QUERY, PROPFIND, BREW) is routed like the rest: no route
+                # declares it, so it meets API Gateway's no-route answer, or a public path's ANY
+                # method, whose handler answers 405 naming the methods the path takes.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
+
             def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
                 # http.server answers malformed requests (long URI, bad request line, unknown method)
                 # with an HTML page; answer them in the API's JSON error shape instead.
@@ -255,11 +262,25 @@ class Gateway:
         self.pool.close()
 
     def _route(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
-        for route in self.api.routes:
-            params = route.matches(method, path)
-            if params is not None:
-                return route, params
+        # A route declaring the method wins over one declaring ANY, as in API Gateway.
+        for any_method in (False, True):
+            for route in self.api.routes:
+                if (route.method == "ANY") != any_method:
+                    continue
+                params = route.matches(method, path)
+                if params is not None:
+                    return route, params
         return None
+
+    @staticmethod
+    def gateway_answer(kind: str, message: str = "") -> tuple[int, str, dict[str, str]]:
+        """API Gateway's answer of one GatewayResponse type; DEFAULT_4XX/5XX fill in the status
+        and $context.error.messageString, as API Gateway does."""
+        fallback = "DEFAULT_5XX" if kind in ("AUTHORIZER_FAILURE", "INTEGRATION_FAILURE") else "DEFAULT_4XX"
+        answer = ANSWERS.get(kind) or ANSWERS[fallback]
+        status = answer.status or {"AUTHORIZER_FAILURE": 500, "INTEGRATION_FAILURE": 502}.get(kind, 400)
+        body = answer.body.replace("$context.error.messageString", json.dumps(message))
+        return status, body, {"Content-Type": "application/json", **answer.headers}
 
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         started = time.monotonic()
@@ -277,11 +298,17 @@ class Gateway:
         found = self._route(request.command, path)
         payload: bytes | str
         if found is None:
-            status, payload, out_headers = 403, json.dumps(NO_ROUTE), {"Content-Type": "application/json"}
+            status, payload, out_headers = self.gateway_answer("MISSING_AUTHENTICATION_TOKEN")
         else:
             route, params = found
             status, payload, out_headers = self._invoke(
-                request.command, path, route, params, parse_qs(parts.query), headers, raw
+                request.command,
+                path,
+                route,
+                params,
+                parse_qs(parts.query, keep_blank_values=True),
+                headers,
+                raw,
             )
         self._answer(request, started, parts.path, status, payload, out_headers)
 
@@ -294,8 +321,7 @@ class Gateway:
             return 400, json.dumps({"error": "bad_request", "message": message}), json_type
         length = int(value)
         if length > MAX_BODY:
-            message = f"the body may be at most {MAX_BODY} bytes"
-            return 413, json.dumps({"error": "payload_too_large", "message": message}), json_type
+            return Gateway.gateway_answer("REQUEST_TOO_LARGE")
         try:
             raw = request.rfile.read(length) if length else b""
         except TimeoutError:
@@ -349,7 +375,8 @@ class Gateway:
             arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT}:local/{self.stage}/{method}{route.path}"
             denied, principal = authorize(self.authorizer, headers, arn, invoker=self.pool.invoke)
             if denied:
-                return denied, json.dumps(UNAUTHORIZED if denied == 401 else FORBIDDEN), json_type
+                kind = {401: "UNAUTHORIZED", 403: "ACCESS_DENIED"}.get(denied, "AUTHORIZER_FAILURE")
+                return self.gateway_answer(kind, "Authorizer error")
         try:
             text = raw.decode("utf-8") if raw else None
         except UnicodeDecodeError:
@@ -370,7 +397,7 @@ class Gateway:
             result = self.pool.invoke(self.api, event)
         except Exception as exc:  # API Gateway's answer when the integration itself fails
             self.log(f"api handler raised: {exc!r}")
-            return 502, json.dumps({"message": "Internal server error"}), json_type
+            return self.gateway_answer("INTEGRATION_FAILURE", "Internal server error")
         out_headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(values)

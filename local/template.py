@@ -53,11 +53,35 @@ class ApiRoute:
     public: bool
 
     def matches(self, method: str, path: str) -> dict[str, str] | None:
-        if method.upper() != self.method:
+        if method.upper() != self.method and self.method != "ANY":
             return None
         pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
         found = re.match(pattern, path)
         return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """One of the answers API Gateway makes itself (the template's GatewayResponses)."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+def gateway_responses(template: dict[str, Any] | None = None) -> dict[str, GatewayAnswer]:
+    """The REST API's GatewayResponses by type, as API Gateway would render them."""
+    template = template or load_template()
+    api = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Api")
+    out = {}
+    for kind, spec in (api["Properties"].get("GatewayResponses") or {}).items():
+        headers = {
+            k: v.strip("'") for k, v in (spec.get("ResponseParameters", {}).get("Headers") or {}).items()
+        }
+        out[kind] = GatewayAnswer(
+            int(spec.get("StatusCode") or 0), spec["ResponseTemplates"]["application/json"], headers
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,10 @@ def test_trace_answers_405_and_malformed_requests_answer_json(stack: LocalStackP
     status, headers, body = raw(stack, "TRACE /incidents HTTP/1.1\nHost: x\n")
     assert status == 405 and json.loads(body)["error"] == "method_not_allowed", body
     assert headers["Allow"] == "GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"
-    # And an unknown method, an over-long URI and a garbled request line answer JSON, not HTML
+    # And an unknown method (no route declares it, as API Gateway says), an over-long URI and a
+    # garbled request line answer JSON, not HTML
     for head, code in (
-        ("BREW /incidents HTTP/1.1\nHost: x\n", 501),
+        ("BREW /incidents HTTP/1.1\nHost: x\n", 403),
         (f"GET /{'a' * 70_000} HTTP/1.1\nHost: x\n", 414),
         ("GET /inc idents HTTP/1.1\nHost: x\n", 400),
     ):

@@ -111,5 +111,6 @@ def test_malformed_events_get_pagerdutys_400_never_a_500(api: Api, key: str, raw
 
 
 def test_the_route_needs_no_bearer_token_in_the_template(api: Api) -> None:
-    [route] = [r for r in api.spec.routes if r.path == "/v2/enqueue"]
+    # (and its other methods reach the handler too, which answers them 405)
+    [route] = [r for r in api.spec.routes if r.path == "/v2/enqueue" and r.method != "ANY"]
     assert route.public and route.method == "POST"

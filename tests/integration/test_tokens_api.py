@@ -365,8 +365,14 @@ def test_every_request_body_forbids_unknown_fields_and_bounds_every_string_and_l
             for n, sub in enumerate(node.get(key, [])):
                 walk(sub, f"{where}<{n}>")
 
+    # Other products' formats (PagerDuty's events, Alertmanager's webhook) are described as their
+    # senders send them: unknown fields are allowed there and long values are clipped by the
+    # parser, not refused, so real clients keep working; their size is bounded by the body limit.
+    foreign = {("post", "/v2/enqueue"), ("post", "/integrations/alertmanager")}
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
+            if (method, path) in foreign:
+                continue
             content = op.get("requestBody", {}).get("content", {})
             for media in content.values():
                 walk(media["schema"], f"{method.upper()} {path}")

@@ -58,8 +58,12 @@ app.include_router(heartbeats.router)
 app.include_router(tokens.router)
 DESCRIPTION = (
     "Incidents, escalation policies, timed escalation, people and on-call schedules. "
-    "All routes but /health need `Authorization: Bearer <token>`: the deploy-time admin token, or an "
-    "API token made with POST /tokens (scopes read, write, admin; see the README's Tokens and scopes)."
+    "Every route needs `Authorization: Bearer <token>` (the deploy-time admin token, or an API token "
+    "made with POST /tokens: scopes read, write, admin) but those whose security is empty: /health, "
+    "the one-click links /a/{token} (the signed link is the credential) and /v2/enqueue (the body's "
+    "routing_key is); /integrations/alertmanager takes a service's integration key as its bearer token. "
+    'Every error, the gateway\'s included, is `{"error": <code>, "message": <text>, ...}` '
+    "(schema Error), but on /v2/enqueue, which answers in PagerDuty's own shape."
 )
 
 
@@ -91,13 +95,16 @@ def openapi_json() -> str:
     # start, and only these two documentation routes need them.
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
-    return app.get_openapi_json_schema(
+    from incident_engine.api.openapi import complete
+
+    generated = app.get_openapi_json_schema(
         title=TITLE,
         version=VERSION,
         description=DESCRIPTION,
         security_schemes={"bearer": HTTPBearer()},
         security=[{"bearer": []}],
     )
+    return json.dumps(complete(json.loads(generated)), separators=(",", ":"))
 
 
 @app.get("/openapi.json", tags=["meta"], summary="This API's OpenAPI document")
@@ -171,13 +178,20 @@ def _conflict(exc: Conflict) -> Response[dict[str, Any]]:
 
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
-    return _json(
-        404,
-        {
-            "error": "not_found",
-            "message": f"no route for {app.current_event.http_method} {app.current_event.path}",
-        },
+    method, path = app.current_event.http_method, app.current_event.path
+    allowed = sorted(
+        {route.method for route in app._dynamic_routes + app._static_routes if route.rule.match(path)}
+        - {method}
     )
+    if allowed:
+        # The path exists with other methods: RFC 9110's 405, naming them.
+        return Response(
+            status_code=405,
+            content_type="application/json",
+            body={"error": "method_not_allowed", "message": f"{method} is not allowed on {path}"},
+            headers={"Allow": ", ".join(allowed)},
+        )
+    return _json(404, {"error": "not_found", "message": f"no route for {method} {path}"})
 
 
 MAX_BODY_BYTES = 256 * 1024

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StringConstraints
 
 from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.people import ContactMethod, Team, User
@@ -27,7 +27,7 @@ from incident_engine.domain.schedules import (
     Schedule,
     Shift,
 )
-from incident_engine.domain.text import EMAIL_PATTERN, line_problem
+from incident_engine.domain.text import EMAIL_PATTERN, NAME_PATTERN, line_problem
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.domain.urls import UrlRefused, check_url
 from incident_engine.settings import get_settings
@@ -50,7 +50,10 @@ def _one_line(value: str) -> str:
 
 # No control, invisible or direction-changing characters: names end up in pages and calendars.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_one_line),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Email = Annotated[
@@ -97,7 +100,9 @@ def _https_url(value: str) -> str:
 
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
 HttpsUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_https_url)]
-Delay = Annotated[float, Field(ge=0, le=MAX_DELAY_MINUTES, description="Minutes after the page; 0 = at once")]
+Delay = Annotated[
+    StrictFloat, Field(ge=0, le=MAX_DELAY_MINUTES, description="Minutes after the page; 0 = at once")
+]
 
 
 # Validators are built on first use, not at import: the api's cold start builds only those of

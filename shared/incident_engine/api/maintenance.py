@@ -8,14 +8,17 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
-from incident_engine.api.schemas import _In, _one_line
+from incident_engine.api.schemas import AS_NAME, _In, _one_line
 from incident_engine.domain.maintenance import MaintenanceWindow
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.wiring import services
 
 router = Router()
 Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_one_line),
+    AS_NAME,
 ]
 
 

@@ -22,7 +22,15 @@ from incident_engine.domain.lifecycle import allowed_actions
 from incident_engine.domain.model import EscalationRecord, Incident, Notification, TimelineEvent
 from incident_engine.domain.policy import Level, Policy, Repeat, Target
 from incident_engine.domain.severity import Severity
-from incident_engine.domain.text import EMAIL_PATTERN, block_problem, line_problem
+from incident_engine.domain.text import (
+    BLOCK_PATTERN,
+    EMAIL_PATTERN,
+    LINE_PATTERN,
+    NAME_PATTERN,
+    TEXT_PATTERN,
+    block_problem,
+    line_problem,
+)
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.domain.urls import UrlRefused, check_url
 from incident_engine.settings import get_settings
@@ -42,16 +50,31 @@ def _free_text(value: str) -> str:
     return value
 
 
+# The document states each rule as a pattern (the validators above give the reasons).
+AS_NAME = Field(json_schema_extra={"pattern": NAME_PATTERN})
+AS_LINE = Field(json_schema_extra={"pattern": LINE_PATTERN})
+AS_BLOCK = Field(json_schema_extra={"pattern": BLOCK_PATTERN})
+AS_TEXT = Field(json_schema_extra={"pattern": TEXT_PATTERN})
+
 # Every string a client sends is bounded, and one-line strings carry no control, invisible or
 # direction-changing characters (they end up in pages, subjects and logs).
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_one_line),
+    AS_NAME,
 ]
 Actor = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+    AS_NAME,
 ]
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+    AS_NAME,
 ]
 Email = Annotated[
     str,
@@ -61,9 +84,9 @@ Email = Annotated[
         pattern=EMAIL_PATTERN,
     ),
 ]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line)]
-LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_one_line)]
-FreeText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_free_text)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_one_line), AS_LINE]
+LabelValue = Annotated[str, StringConstraints(max_length=256), AfterValidator(_one_line), AS_LINE]
+FreeText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_free_text), AS_BLOCK]
 Minutes = Annotated[float, Field(strict=True)]  # a JSON number: never "5", never true
 
 
@@ -102,7 +125,8 @@ class IncidentCreate(_In):
     team: Name | None = None
     source: Name | None = None
     dedup_key: (
-        Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_one_line)] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_one_line), AS_LINE]
+        | None
     ) = None
     labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=50)] = Field(default_factory=dict)
     policy_id: Name | None = None
@@ -120,13 +144,15 @@ class SnoozeIn(_In):
 class ResolveIn(_In):
     by: Actor | None = None
     resolution_note: (
-        Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None
+        Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text), AS_BLOCK] | None
     ) = None
 
 
 class CancelIn(_In):
     by: Actor | None = None
-    reason: Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text)] | None = None
+    reason: (
+        Annotated[str, StringConstraints(max_length=5_000), AfterValidator(_free_text), AS_BLOCK] | None
+    ) = None
 
 
 class NoteIn(_In):
@@ -134,6 +160,7 @@ class NoteIn(_In):
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
         AfterValidator(_free_text),
+        AS_TEXT,
     ]
     by: Actor | None = None
 

@@ -7,9 +7,9 @@ from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StringConstraints
 
-from incident_engine.api.schemas import Name, _In, _one_line
+from incident_engine.api.schemas import AS_LINE, Name, _In, _one_line
 from incident_engine.domain.services import IntegrationKey, Service
 from incident_engine.domain.severity import Severity
 from incident_engine.domain.timefmt import to_iso
@@ -18,7 +18,9 @@ from incident_engine.wiring import services
 
 router = Router()
 
-AlarmPrefix = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+AlarmPrefix = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_one_line), AS_LINE
+]
 
 
 class ServiceIn(_In):
@@ -33,8 +35,6 @@ class ServiceIn(_In):
     )
 
     def to_domain(self) -> Service:
-        for prefix in self.alarm_name_prefixes:
-            _one_line(prefix)
         return Service(
             id="",
             name=self.name,
@@ -138,7 +138,7 @@ def create_service(body: ServiceIn) -> Response[ServiceCreatedOut]:
 def list_services(include_disabled: Annotated[bool, Query()] = False) -> ServiceList:
     catalog = _catalog()
     return ServiceList(
-        items=[ServiceOut.of(s, catalog.keys_of(s.id)) for s in catalog.list_services(include_disabled)]
+        items=[ServiceOut.of(s, keys) for s, keys in catalog.list_services_with_keys(include_disabled)]
     )
 
 

@@ -29,6 +29,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("GET", "/docs"): READ,
     ("GET", "/a/{token}"): PUBLIC,
     ("POST", "/a/{token}"): PUBLIC,
+    # the public paths' other methods reach the handler, which answers 405 naming the allowed ones
+    # (API Gateway would otherwise answer an unknown method with its 403 no_route)
+    ("ANY", "/health"): PUBLIC,
+    ("ANY", "/a/{token}"): PUBLIC,
+    ("ANY", "/v2/enqueue"): PUBLIC,
     # incidents: read them, act on them
     ("GET", "/incidents"): READ,
     ("GET", "/incidents/{incident_id}"): READ,

@@ -64,6 +64,16 @@ class ServiceCatalog:
         kept = [s for s in services if include_disabled or s.enabled]
         return sorted(kept, key=lambda s: (s.created_at or self._clock.now(), s.id))
 
+    def list_services_with_keys(self, include_disabled: bool) -> list[tuple[Service, list[IntegrationKey]]]:
+        """Every service with its keys, from one read of the catalogue (not one per service)."""
+        services, keys = self._store.catalog()
+        by_service: dict[str, list[IntegrationKey]] = {}
+        for k in sorted(keys, key=lambda k: (k.created_at, k.id)):
+            by_service.setdefault(k.service_id, []).append(k)
+        kept = [s for s in services if include_disabled or s.enabled]
+        ordered = sorted(kept, key=lambda s: (s.created_at or self._clock.now(), s.id))
+        return [(s, by_service.get(s.id, [])) for s in ordered]
+
     def keys_of(self, service_id: str) -> list[IntegrationKey]:
         _, keys = self._store.catalog()
         return sorted((k for k in keys if k.service_id == service_id), key=lambda k: (k.created_at, k.id))
