@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from incident_engine.api.rate_limit import RATE_LIMIT
 from incident_engine.api.security import GATEWAY_HEADERS, SECURITY_HEADERS
 from incident_engine.observability import logger, redact
 from incident_engine.wiring import reset_services
@@ -40,9 +41,7 @@ def test_a_credential_over_its_rate_gets_429_with_retry_after_then_its_next_minu
 ) -> None:
     monkeypatch.setenv("TOKEN_RATE_PER_MINUTE", "3")
     reset_services()
-    from incident_engine.api import app as app_module
-
-    monkeypatch.setattr(app_module, "RATE_LIMIT", app_module.RateLimit())
+    RATE_LIMIT.reset()
     secret = api.ok("POST", "/tokens", {"name": "busy", "scopes": ["read"]}, expect=201)["token"]
     other = api.ok("POST", "/tokens", {"name": "calm", "scopes": ["read"]}, expect=201)["token"]
     assert [api.call_as(secret, "GET", "/incidents")[0] for _ in range(3)] == [200] * 3

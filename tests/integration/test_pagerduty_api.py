@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 import pytest
+import time_machine
 
+from incident_engine.api.rate_limit import RATE_LIMIT
+from incident_engine.wiring import reset_services
 from tests.support import Api, load_event
 
 
@@ -114,3 +117,33 @@ def test_the_route_needs_no_bearer_token_in_the_template(api: Api) -> None:
     # (and its other methods reach the handler too, which answers them 405)
     [route] = [r for r in api.spec.routes if r.path == "/v2/enqueue" and r.method != "ANY"]
     assert route.public and route.method == "POST"
+
+
+def test_a_routing_key_over_its_rate_gets_pagerdutys_429_with_retry_after(
+    api: Api, key: str, monkeypatch: pytest.MonkeyPatch, clock: time_machine.Traveller
+) -> None:
+    # Given a limit of 3 requests per credential per minute, and a second service's key
+    monkeypatch.setenv("TOKEN_RATE_PER_MINUTE", "3")
+    reset_services()
+    RATE_LIMIT.reset()
+    other = str(api.ok("POST", "/services", {"name": "search"}, expect=201)["integration_key"])
+    # When the key sends the same trigger twice here and one batch to Alertmanager's route
+    status, body = send(api, "pagerduty_enqueue_trigger.json", key)
+    assert status == 202, body
+    incident_id = body["incident_id"]
+    assert send(api, "pagerduty_enqueue_trigger.json", key)[0] == 202
+    alerts = load_event("alertmanager_webhook_firing.json")
+    assert api.call_as(key, "POST", "/integrations/alertmanager", alerts)[0] == 200
+    clock.shift(15)
+    # Then its fourth request this minute (one counter for both routes) is refused in
+    # PagerDuty's shape, with the seconds left in the minute
+    status, body = send(api, "pagerduty_enqueue_trigger.json", key)
+    assert status == 429 and body["status"] == "throttle event", body
+    assert api.last_headers["retry-after"] == "45"
+    # and another key is counted apart
+    assert send(api, "pagerduty_enqueue_trigger.json", other)[0] == 202
+    # When the next minute starts, the refused trigger was never stored, and the key works again
+    clock.shift(45)
+    assert api.ok("GET", f"/incidents/{incident_id}")["alert_count"] == 2
+    assert send(api, "pagerduty_enqueue_trigger.json", key)[0] == 202
+    assert api.ok("GET", f"/incidents/{incident_id}")["alert_count"] == 3

@@ -187,10 +187,13 @@ class StoredRules:
         return self._store.enabled_rules()
 
 
-def service_for_key(catalog: ServiceCatalog, secret: str) -> ServiceConfig | None:
-    """The enabled service an integration key speaks for (PagerDuty's routing_key), or None."""
+def service_for_key(catalog: ServiceCatalog, secret: str) -> tuple[ServiceConfig, str] | None:
+    """The enabled service an integration key speaks for (PagerDuty's routing_key) and the key's
+    id (what its rate limit is counted by), or None."""
     principal = catalog.principal_for(secret)
     if principal is None or principal.service_id is None:
         return None
     service = catalog.service_or_none(principal.service_id)
-    return service_config(service) if service is not None and service.enabled else None
+    if service is None or not service.enabled:
+        return None
+    return service_config(service), principal.id

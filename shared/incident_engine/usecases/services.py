@@ -135,7 +135,7 @@ class ServiceCatalog:
         stored = self._store.credential(secret_hash(secret))
         if stored is None or stored.revoked or stored.kind != "integration":
             return None
-        return Principal(kind="integration", name=stored.name, service_id=stored.service_id)
+        return Principal(kind="integration", name=stored.name, service_id=stored.service_id, id=stored.key_id)
 
     # --- internals ------------------------------------------------------------------------------
 
