@@ -99,3 +99,7 @@ def test_another_method_on_a_public_path_is_405_naming_the_allowed(api: Api) -> 
     assert api.last_headers["allow"] == "GET"
     status, body = api.call("PUT", "/v2/enqueue")
     assert status == 405 and api.last_headers["allow"] == "POST"
+    # any method token, without a credential too: the path's ANY is public, so no 401 hides the 405
+    for method in ("QUERY", "PROPFIND", "DELETE"):
+        status, body = api.call_as(None, method, "/health")
+        assert status == 405 and body["error"] == "method_not_allowed", (method, body)

@@ -216,7 +216,7 @@ PUBLIC = {
     ("post", "/v2/enqueue"): "the integration key in the body's routing_key",
 }
 # Routes whose bearer token is a service's integration key, not an API token.
-INTEGRATION_KEY_ROUTES = {("post", "/integrations/alertmanager")}
+INTEGRATION_KEY_ROUTES = {("post", "/integrations/alertmanager"), ("post", "/heartbeats/{heartbeat_id}/ping")}
 LINK_ROUTES = {("get", "/a/{token}"), ("post", "/a/{token}")}
 # Success answers other than Powertools' default 200, and 200s that mean something of their own.
 SUCCESS: dict[tuple[str, str], dict[int, str]] = {
@@ -233,6 +233,7 @@ SUCCESS: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/webhooks"): {201: "Created, with its signing secret (shown only here)"},
     ("post", "/routing-rules"): {201: "Created"},
     ("post", "/tokens"): {201: "Created (the token is shown only here)"},
+    ("post", "/heartbeats"): {201: "Created, with its ping_url"},
     ("post", "/v2/enqueue"): {202: "Event processed"},
 }
 # Answers the shape rules miss: reads of a disabled schedule's views are a 409; the rule tester stores

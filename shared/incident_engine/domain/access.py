@@ -112,8 +112,10 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
 
 
 def scope_of(method: str, path: str) -> str:
-    """The scope a route needs; a route the table does not know needs ``admin``."""
-    return ROUTE_SCOPES.get((method.upper(), path), ADMIN)
+    """The scope a route needs; a method the table does not name falls to the path's ``ANY``
+    (any method token, QUERY or PROPFIND too: API Gateway's ANY takes them), else ``admin``."""
+    method = method.upper()
+    return ROUTE_SCOPES.get((method, path)) or ROUTE_SCOPES.get(("ANY", path), ADMIN)
 
 
 def effective(scopes: Iterable[str]) -> frozenset[str]:
