@@ -35,7 +35,7 @@ from incident_engine.domain.policy import Repeat
 from incident_engine.domain.severity import Severity
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService, RetryLater
-from incident_engine.usecases.ports import PublishResult, VersionConflict
+from incident_engine.usecases.ports import PublishResult, ReconcilerRun, VersionConflict
 from tests.unit.builders import BASE, T0, policy
 
 GRACE = 20.0  # seconds: the reconciler's RECONCILE_GRACE_SECONDS
@@ -78,6 +78,7 @@ class Store:
         self.closed_at: dict[str, datetime] = {}
         self.on_read: Callable[[], None] | None = None  # a racing action, run once after a read
         self.violations: list[str] = []
+        self.last_run: ReconcilerRun | None = None
 
     def get(self, incident_id: str) -> Incident | None:
         found = self.incidents.get(incident_id)
@@ -121,8 +122,21 @@ class Store:
             self.closed_at[inc.id] = self.clock.now()
         self.faults.at("after_commit")
 
-    def overdue(self, cutoff: datetime, limit: int) -> list[Incident]:
-        return [i for i in self.incidents.values() if i.token and i.due_at and i.due_at <= cutoff][:limit]
+    def overdue(self, cutoff: datetime, limit: int) -> list[TimerMessage]:
+        # The due index: every incident with an armed timer past the cutoff, as the timer to re-arm.
+        due = [i for i in self.incidents.values() if i.token and i.due_at and i.due_at <= cutoff]
+        return [TimerMessage(i.id, i.token, i.due_at) for i in due if i.token and i.due_at][:limit]
+
+    def outbox_row(self, incident_id: str, dedup_id: str) -> Notification | None:
+        row = self.outbox.get(dedup_id)
+        return row if row is not None and row.incident_id == incident_id else None
+
+    def record_reconciler_run(self, run: ReconcilerRun) -> bool:
+        self.last_run = run
+        return True
+
+    def last_reconciler_run(self) -> ReconcilerRun | None:
+        return self.last_run
 
     def pending_notifications(self, cutoff: datetime, limit: int) -> list[Notification]:
         rows = [n for n in self.outbox.values() if n.status == "pending" and n.created_at <= cutoff]
