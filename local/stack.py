@@ -248,8 +248,8 @@ def main() -> int:
     threads += [
         _loop("alarms", alarms.poll_seconds, alarms.poll),
         *([_loop("sns-tap", 0.2, show_notifications)] if show_sns else []),
-        _loop("async-sources", 0.2, async_sources.poll),
     ]
+    threads += async_sources.serve(STOP, say)  # a long-polling thread per feed
 
     example = (
         f"curl -s -X POST {api_url}/incidents -H 'Authorization: Bearer {token}' "
