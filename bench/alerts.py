@@ -237,13 +237,19 @@ def plan(alerts: int, seed: int) -> list[tuple[str, bool]]:
     return out
 
 
-def measure_latency(alerts_per_path: int, progress: bool = True) -> list[PathLatency]:
+def measure_latency(alerts_per_path: int, progress: bool = True, on: Any = None) -> list[PathLatency]:
+    """On a fresh local stack, or on `on`, one already running (bench-quick shares one)."""
     from local.process import LocalStackProcess, TopicTap, wait_for
 
     log = ROOT / ".pytest_cache" / "bench-alerts-stack.log"
     log.parent.mkdir(exist_ok=True)
-    with LocalStackProcess("bench-token", log, {"LOCAL_SNS_TAP": "0"}) as stack:
+    with (
+        contextlib.nullcontext(on)
+        if on is not None
+        else LocalStackProcess("bench-token", log, {"LOCAL_SNS_TAP": "0"})
+    ) as stack:
         tap = TopicTap(stack, f"bench-alerts-tap-{os.getpid()}")
+        async_containers = int(stack.env.get("LOCAL_ASYNC_CONTAINERS", ASYNC_CONTAINERS))
         level = {"delay_minutes": 0, "targets": [{"type": "user", "email": "oncall@example.com"}]}
         status, policy = stack.call(
             "POST", "/policies", {"name": "pager", "is_default": True, "levels": [level]}
@@ -301,7 +307,7 @@ def measure_latency(alerts_per_path: int, progress: bool = True) -> list[PathLat
         warm = [
             (path, f"{ALARM_PREFIX}warm-{n}-{k}")
             for n, path in enumerate(PATHS)
-            for k in range(ASYNC_CONTAINERS if path.startswith("CloudWatch") else 1)
+            for k in range(async_containers if path.startswith("CloudWatch") else 1)
         ]
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda _: stack.call("GET", "/incidents"), range(8)))
@@ -399,10 +405,10 @@ class AlertBench:
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
 
-def run(alerts_per_path: int, progress: bool = True) -> AlertBench:
+def run(alerts_per_path: int, progress: bool = True, on: Any = None) -> AlertBench:
     calls = measure_calls()
     before = os.getloadavg()[0]
-    latency = measure_latency(alerts_per_path, progress)
+    latency = measure_latency(alerts_per_path, progress, on)
     return AlertBench(alerts_per_path, latency, calls, (before, os.getloadavg()[0]))
 
 
