@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,14 @@ class LatenessRun:
     doubled: int = 0
     # what the polling comparison replays: (created, level-0 due, level-1 delay) per incident
     workload: list[float] = field(default_factory=list)
+    rate_per_second: float | None = None  # None: flat out
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
+
+    @property
+    def label(self) -> str:
+        if self.rate_per_second:
+            return f"{self.incidents} at {self.rate_per_second:g}/s"
+        return f"{self.incidents} flat out"
 
     @property
     def throughput(self) -> float:
@@ -42,12 +51,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def run(
-    incidents: int, clients: int = 4, progress: bool = True, rate_per_second: float | None = None
-) -> LatenessRun:
-    """Create `incidents` over HTTP, flat out from `clients` threads (or paced at a steady rate)."""
+@contextlib.contextmanager
+def local_stack(
+    progress: bool = True, env: dict[str, str] | None = None
+) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
+    """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic."""
     log = ROOT / ".pytest_cache" / "bench-local-stack.log"
-    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000"}
+    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
     with LocalStackProcess("bench-token", log, env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
@@ -66,61 +76,85 @@ def run(
             },
         )
         assert status == 201
+        yield stack, tap
 
-        def create(n: int) -> str:
-            code, body = stack.call("POST", "/incidents", {"title": f"bench {n}", "severity": "P2"})
-            if code != 201:
-                raise RuntimeError(f"create answered {code}: {body}")
-            return str(body["id"])
 
-        started = time.monotonic()
-        if rate_per_second:
-            ids = []
-            for n in range(incidents):
-                ids.append(create(n))
-                pause = started + (n + 1) / rate_per_second - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)  # pacing the load generator, not waiting for the system
-        else:
-            with ThreadPoolExecutor(clients) as pool:
-                ids = list(pool.map(create, range(incidents)))
-        create_seconds = time.monotonic() - started
-        result = LatenessRun(incidents, create_seconds, pages_expected=2 * incidents)
-        if progress:
-            print(
-                f"      created {incidents} incidents in {create_seconds:.1f} s; waiting for every page ...",
-                flush=True,
-            )
+def run(
+    incidents: int,
+    clients: int = 4,
+    progress: bool = True,
+    rate_per_second: float | None = None,
+    on: tuple[LocalStackProcess, TopicTap] | None = None,
+) -> LatenessRun:
+    """Create `incidents` over HTTP, flat out from `clients` threads (or paced at a steady rate), on a
+    fresh local stack (or on `on`, one that `local_stack()` made, shared by several runs)."""
+    if on is None:
+        with local_stack(progress) as fresh:
+            return run(incidents, clients, progress, rate_per_second, fresh)
+    stack, tap = on
+    load_before = os.getloadavg()[0]
 
-        def delivered() -> bool:
-            tap.poll(wait_seconds=1)
-            return sum(1 for _, _, a in tap.seen if a["kind"] == "page") >= result.pages_expected
+    def create(n: int) -> str:
+        code, body = stack.call("POST", "/incidents", {"title": f"bench {n}", "severity": "P2"})
+        if code != 201:
+            raise RuntimeError(f"create answered {code}: {body}")
+        return str(body["id"])
 
-        with contextlib.suppress(TimeoutError):  # what never arrives is counted as lost below
-            wait_for(delivered, 60 + incidents * 0.1, "every page on the topic")
-        # a little longer, to catch any doubled page
-        wait_until = time.monotonic() + 3
-        while time.monotonic() < wait_until:
-            tap.poll(wait_seconds=1)
-
-        sent_ms = {
-            (a["incident_id"], int(a["level"])): sent for _, sent, a in tap.seen if a["kind"] == "page"
-        }
-        counts = Counter((a["incident_id"], a["level"]) for _, _, a in tap.seen if a["kind"] == "page")
-        result.pages_delivered = sum(counts.values())
-        result.doubled = sum(n - 1 for n in counts.values() if n > 1)
-        result.lost = sum(1 for i in ids for level in ("0", "1") if counts[(i, level)] == 0)
-        result.lateness_ms = {0: [], 1: []}
+    started = time.monotonic()
+    if rate_per_second:
+        ids = []
+        for n in range(incidents):
+            ids.append(create(n))
+            pause = started + (n + 1) / rate_per_second - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # pacing the load generator, not waiting for the system
+    else:
         with ThreadPoolExecutor(clients) as pool:
-            steps = list(
-                pool.map(lambda i: stack.call("GET", f"/incidents/{i}/escalations")[1]["items"], ids)
-            )
-        for incident_id, items in zip(ids, steps, strict=True):
-            for step in items:
-                key = (incident_id, step["level"])
-                if key in sent_ms:
-                    due_ms = parse_iso(step["scheduled_at"]).timestamp() * 1000
-                    result.lateness_ms[step["level"]].append(max(0.0, sent_ms[key] - due_ms))
-            if items:
-                result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
+            ids = list(pool.map(create, range(incidents)))
+    create_seconds = time.monotonic() - started
+    result = LatenessRun(
+        incidents, create_seconds, pages_expected=2 * incidents, rate_per_second=rate_per_second
+    )
+    mine = set(ids)
+    if progress:
+        print(
+            f"      created {incidents} incidents in {create_seconds:.1f} s; waiting for every page ...",
+            flush=True,
+        )
+
+    def pages() -> list[tuple[str, int, int]]:  # (incident, level, SNS's timestamp) of this run's pages
+        return [
+            (a["incident_id"], int(a["level"]), sent)
+            for _, sent, a in tap.seen
+            if a["kind"] == "page" and a["incident_id"] in mine
+        ]
+
+    def delivered() -> bool:
+        tap.poll(wait_seconds=1)
+        return len(pages()) >= result.pages_expected
+
+    with contextlib.suppress(TimeoutError):  # what never arrives is counted as lost below
+        wait_for(delivered, 60 + incidents * 0.1, "every page on the topic")
+    # a little longer, to catch any doubled page
+    wait_until = time.monotonic() + 3
+    while time.monotonic() < wait_until:
+        tap.poll(wait_seconds=1)
+
+    sent_ms = {(i, level): sent for i, level, sent in pages()}
+    counts = Counter((i, level) for i, level, _ in pages())
+    result.pages_delivered = sum(counts.values())
+    result.doubled = sum(n - 1 for n in counts.values() if n > 1)
+    result.lost = sum(1 for i in ids for level in (0, 1) if counts[(i, level)] == 0)
+    result.lateness_ms = {0: [], 1: []}
+    with ThreadPoolExecutor(clients) as pool:
+        steps = list(pool.map(lambda i: stack.call("GET", f"/incidents/{i}/escalations")[1]["items"], ids))
+    for incident_id, items in zip(ids, steps, strict=True):
+        for step in items:
+            key = (incident_id, step["level"])
+            if key in sent_ms:
+                due_ms = parse_iso(step["scheduled_at"]).timestamp() * 1000
+                result.lateness_ms[step["level"]].append(max(0.0, sent_ms[key] - due_ms))
+        if items:
+            result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
+    result.load = (load_before, os.getloadavg()[0])
     return result

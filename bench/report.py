@@ -9,7 +9,7 @@ from typing import Any
 from bench import alerts, cost, schedules
 from bench.calls import OpCalls
 from bench.cold_start import ColdStart
-from bench.lateness import LatenessRun, percentile
+from bench.lateness import LEVEL1_DELAY_MINUTES, LatenessRun, percentile
 from bench.polling import PollingResult
 from bench.scale import ScaleResult
 from bench.schedules import ScheduleBench
@@ -66,6 +66,7 @@ def document(
     sizes: dict[str, int],
     schedule_bench: ScheduleBench | None = None,
     alert_path: alerts.AlertBench | None = None,
+    flat_runs: list[LatenessRun] | None = None,
 ) -> str:
     from bench.__main__ import _machine, _python_version
 
@@ -208,52 +209,7 @@ def document(
             "mark and a timer, each through botocore."
         ),
         "",
-        "## 4. Escalation lateness on the local stack",
-        "",
-        f"`make run`'s stack in its own processes (emulator, API and pollers, worker). {run.incidents} incidents "
-        f"with a two-level policy (level 0 at once, level 1 after 0.1 min) created over HTTP by 4 client "
-        f"threads as fast as the gateway takes them: {run.create_seconds:.1f} s, "
-        f"**{run.throughput:.1f} incidents/s**. Every page is taken from an SQS queue subscribed to the "
-        "notifications topic; lateness = the time SNS delivered it (the message's `SentTimestamp`) minus the "
-        "level's due time (`scheduled_at`).",
-        "",
-        _table(
-            [
-                "run",
-                "level 0 p50 / p99 / max (ms)",
-                "level 1 p50 / p99 / max (ms)",
-                "pages expected",
-                "delivered",
-                "lost",
-                "doubled",
-            ],
-            [
-                [
-                    f"{r.incidents} flat out" if r is run else f"{r.incidents} at 5/s",
-                    _lat(r.lateness_ms.get(0, [])),
-                    _lat(r.lateness_ms.get(1, [])),
-                    r.pages_expected,
-                    r.pages_delivered,
-                    r.lost,
-                    r.doubled,
-                ]
-                for r in ([run] + ([paced] if paced else []))
-            ],
-        ),
-        "",
-        "Target: p99 at most 1.5 s. "
-        + (
-            f"**Flat out it is missed** (p99 {percentile(ours, 0.99):.0f} ms): the emulator is the bottleneck. "
-            "moto's server answers every call of every process on one interpreter, and profiling it under this "
-            "load shows it busy the whole run (request dispatch, SNS fan-out, SQS bookkeeping); the level-1 "
-            "timers queue behind the creates. The paced run, which leaves the emulator headroom, shows the "
-            "engine's own lateness."
-            if percentile(ours, 0.99) > 1500
-            else "Met in this run."
-        ),
-        "Across full runs on this machine the flat-out p99 has ranged from about 1.3 s to 1.9 s: near the "
-        "target, and set by how busy the emulator is rather than by the engine (the paced run stays well under).",
-        "",
+        *_lateness_section(flat_runs or [run], paced),
         "## 5. The polling alternative, same workload",
         "",
         "A polling processor replayed on the creation instants of the flat-out run, on a simulated clock: "
@@ -310,15 +266,118 @@ def document(
         "",
         "## 7. Scale of the safety net",
         "",
-        f"{safety.stored:,} escalating incidents written to moto (in {safety.seed_seconds:.0f} s), "
-        f"{safety.overdue} of them overdue; then one reconciler pass. It re-armed {safety.rearmed}, and its "
-        f"reads (index entries, then each overdue incident) came to **{safety.items_read} items for "
-        f"{safety.read_units:g} read units**: O(overdue), not "
-        "O(stored), because only incidents with an armed timer carry the sparse `DueIndex` key, sorted by due "
-        "time. Target: at most 2x the overdue count. Met.",
+        *_scale_section(safety),
         "",
         *([alerts.section(alert_path)] if alert_path else []),
     ]
     if schedule_bench is not None:
         parts.append(schedules.section(schedule_bench, _table))
     return "\n".join(parts)
+
+
+def _lateness_section(runs: list[LatenessRun], paced: LatenessRun | None) -> list[str]:
+    """Section 4: every run, flat out and paced, each with the machine's load; never only the best."""
+    first = runs[0]
+    flat_p99 = [percentile(r.all_lateness(), 0.99) for r in runs]
+    paced_p99 = percentile(paced.all_lateness(), 0.99) if paced else None
+    flat_met = all(p <= 1500 for p in flat_p99)
+    verdict = [
+        f"Targets: p99 at most 1.5 s in each of {len(runs)} consecutive flat-out runs, "
+        + ("**met** " if flat_met else "**missed** ")
+        + "(p99 "
+        + ", ".join(f"{p:.0f}" for p in flat_p99)
+        + " ms)"
+        + (
+            f"; p99 at most 1 s paced, {'**met**' if paced_p99 <= 1000 else '**missed**'} "
+            f"(p99 {paced_p99:.0f} ms)."
+            if paced_p99 is not None
+            else "."
+        )
+    ]
+    if not flat_met or (paced_p99 is not None and paced_p99 > 1000):
+        verdict.append(
+            "Where a target is missed, compare the load column: on this machine the emulator (moto's server, "
+            "one interpreter answering every process's calls) is the bottleneck once the two cores are shared, "
+            "and the timers wait for it, not for the engine."
+        )
+    return [
+        "## 4. Escalation lateness on the local stack",
+        "",
+        "`make run`'s stack in its own processes (emulator, API containers, LOCAL_WORKERS escalation workers "
+        "long-polling the timer queue for batches of up to 10). Incidents with a two-level policy (level 0 at "
+        f"once, level 1 after {LEVEL1_DELAY_MINUTES} min) are created over HTTP: flat out by 4 client threads "
+        f"({len(runs)} consecutive runs, each on a fresh stack; the first took {first.create_seconds:.1f} s, "
+        f"**{first.throughput:.1f} incidents/s**), then paced. Every page is taken from an SQS queue subscribed "
+        "to the notifications topic; lateness = the time SNS delivered it (the message's `SentTimestamp`) minus "
+        "the level's due time (`scheduled_at`). Every run is shown, with the machine's 1-minute load average "
+        "before and after it.",
+        "",
+        _table(
+            [
+                "run",
+                "created/s",
+                "level 0 p50 / p99 / max (ms)",
+                "level 1 p50 / p99 / max (ms)",
+                "all p99 (ms)",
+                "pages expected",
+                "delivered",
+                "lost",
+                "doubled",
+                "load before / after",
+            ],
+            [
+                [
+                    r.label,
+                    f"{r.throughput:.1f}",
+                    _lat(r.lateness_ms.get(0, [])),
+                    _lat(r.lateness_ms.get(1, [])),
+                    f"{percentile(r.all_lateness(), 0.99):.0f}",
+                    r.pages_expected,
+                    r.pages_delivered,
+                    r.lost,
+                    r.doubled,
+                    f"{r.load[0]:.1f} / {r.load[1]:.1f}",
+                ]
+                for r in [*runs, *([paced] if paced else [])]
+            ],
+        ),
+        "",
+        *verdict,
+        "",
+        "Where level 1's lateness came from: a level-1 timer is an SQS message delayed to its due time. A trace "
+        "of the worker (the lateness of each timer when it was received, and the batch's handling time) showed "
+        "timers received long after they were due, in batches that took seconds: one worker handled one "
+        "batch of ten at a time, a timer waiting for the nine before it, and between batches an idle "
+        "worker slept 0.1 s (moto's long poll did not wake when a delayed message became visible). Now "
+        "LOCAL_WORKERS (default 3) workers long-poll the queue, and the emulator wakes a long poll when a "
+        "delayed or returning message becomes visible (local/emulator.py `prompt_long_polls`), so a timer is "
+        "received when due by whichever worker is free.",
+        "",
+    ]
+
+
+def _scale_section(safety: ScaleResult) -> list[str]:
+    kinds = safety.items_by_kind
+    read = ", ".join(
+        f"{what} {kinds.get(key, 0)}"
+        for key, what in (
+            ("DUE", "incident timers (DUE#)"),
+            ("HBDUE", "heartbeat timers (HBDUE#)"),
+            ("MWDUE", "maintenance edges (MWDUE#)"),
+            ("PENDING", "pending outbox rows (PENDING#)"),
+            ("items", "the due items themselves"),
+        )
+    )
+    return [
+        f"{safety.stored:,} escalating incidents and {safety.heartbeats:,} heartbeats written to moto (in "
+        f"{safety.seed_seconds:.0f} s), {safety.overdue} incidents and {safety.heartbeats_overdue} heartbeats "
+        f"with their timers overdue (lost); then one reconciler pass. It re-armed {safety.rearmed} in "
+        f"{safety.calls} AWS calls, and its reads came to **{safety.items_read} items for "
+        f"{safety.read_units:g} read units** for {safety.due} due: {read}. O(due), not O(stored): only "
+        "items with an armed timer (or a pending outbox row) carry the sparse index keys, sorted by due time, "
+        "and each kind is one query per shard that stops at the cutoff. The pass has no SLA or "
+        "acknowledgement-timeout scan of its own: an unacknowledged level's timeout is its escalation timer "
+        "(the DUE# entries above), and the SLA deadlines are computed from the incident when it is read. "
+        f"Target: at most 2x the due count (an index entry and the item, each). "
+        + ("Met." if safety.items_read <= 2 * safety.due else "**Missed.**"),
+    ]

@@ -255,6 +255,38 @@ def approximate_queue_counts() -> None:
     Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
 
 
+def prompt_long_polls() -> None:
+    """moto's long poll sleeps on a condition that only a new message wakes, re-checking once a
+    second: a delayed message (a timer) or one whose visibility timeout ran out waited up to a
+    second more in a long poll than in SQS. The wait is cut at the moment the first of them is
+    due, so that a long-polling worker receives a timer when it is due, as SQS would give it."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    wait = vars(Queue).get("wait_for_messages")
+    if not callable(wait) or _parameters(wait) != ["self", "timeout"]:
+        raise MotoChanged("moto.sqs.models.Queue.wait_for_messages", "wait_for_messages(self, timeout)")
+    if getattr(wait, "prompt", False):
+        return  # installed already
+
+    def wait_for_messages(self: Any, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        with self._messages_lock:
+            while not self.messages:  # every message added wakes this wait, and it looks again
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                now = unix_time_millis()
+                due = min(
+                    (max(m.delayed_until, m.visible_at) for m in self._messages),
+                    default=float("inf"),
+                )
+                self._messages_lock.wait(min(left, max(0.001, (due - now) / 1000)))
+
+    wait_for_messages.prompt = True  # type: ignore[attr-defined]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
 def cached_service_list() -> None:
     """moto's server lists its own package directory on every request to route it; list it once."""
     from moto import backends
@@ -288,6 +320,7 @@ def main() -> None:
     fast_transactions()
     fast_queries()
     approximate_queue_counts()
+    prompt_long_polls()
     cached_service_list()
     from moto.server import main as moto_main
 

@@ -18,6 +18,7 @@ from local.runtime import deliver_sqs_batch
 from local.template import ApiRoute, FunctionSpec
 
 STOP = threading.Event()
+LONG_POLL_SECONDS = 1  # short, so that a stopping worker is gone within a second or two
 
 
 def spec_to_env(spec: FunctionSpec, queue_url: str, queue_arn: str, region: str) -> dict[str, str]:
@@ -53,15 +54,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     while not STOP.is_set():
         try:
-            # Short polls: moto's long poll does not wake when a delayed message becomes visible.
-            busy = deliver_sqs_batch(sqs, queue_url, queue_arn, region, spec, wait_seconds=0) > 0
+            # A long poll, as Lambda's SQS poller makes: it returns as soon as a message is there
+            # (the emulator wakes it when a delayed timer becomes visible: local/emulator.py
+            # prompt_long_polls), so an idle worker neither sleeps past a due timer nor spins.
+            deliver_sqs_batch(sqs, queue_url, queue_arn, region, spec, wait_seconds=LONG_POLL_SECONDS)
         except Exception as exc:  # the emulator going away at shutdown, say; the next round retries
             from incident_engine.observability import redact
 
             print(redact(f"[worker] error: {exc!r}"), flush=True)
-            busy = False
-        if not busy:
-            STOP.wait(0.1)
+            STOP.wait(1)
     return 0
 
 

@@ -11,6 +11,7 @@ import boto3
 import time_machine
 
 from local.async_sources import RETRY_VISIBILITY_SECONDS, AsyncSources
+from local.process import wait_for
 from local.template import LocalStack
 from tests.support import Api, load_event
 
@@ -96,3 +97,40 @@ def test_with_an_invoker_and_concurrency_a_burst_is_delivered_side_by_side(aws: 
     # Then all three were in flight at the same time, and each was delivered once
     assert not together.broken
     assert sorted(delivered) == ["alarm 0", "alarm 1", "alarm 2"]
+
+
+def test_serve_hands_each_alarm_to_a_free_container_without_waiting_for_its_batch(aws: LocalStack) -> None:
+    # Given the sources served continuously with two containers, and a first delivery that holds its
+    # container until a later alarm has been delivered (the events' timeouts only guard against a hang)
+    later_delivered = threading.Event()
+    delivered: list[str] = []
+
+    def invoker(spec: Any, event: Any) -> Any:
+        message = event["Records"][0]["Sns"]["Message"] if "Records" in event else event["detail-type"]
+        if message == "first":
+            assert later_delivered.wait(timeout=60), "the later alarm waited for the first one's batch"
+        delivered.append(message)
+        if message == "later":
+            later_delivered.set()
+        return {"outcomes": [], "rejected": 0}
+
+    sources = AsyncSources(boto3.Session(), aws, invoker=invoker, concurrency=2)
+    stop = threading.Event()
+    threads = sources.serve(stop, wait_seconds=0)  # short polls: the test's clock stands still
+    try:
+        sns = boto3.client("sns", region_name=aws.region)
+        # When one alarm arrives, and another while the first is still being delivered
+        sns.publish(TopicArn=aws.outputs["AlarmTopicArn"], Message="first")
+        wait_for(lambda: sources.in_flight == 1, 60, "the first alarm to be in flight")
+        sns.publish(TopicArn=aws.outputs["AlarmTopicArn"], Message="later")
+        # Then the later one is delivered first, by the free container, and then the first completes
+        wait_for(lambda: len(delivered) == 2, 60, "both alarms to be delivered")
+        assert delivered == ["later", "first"]
+        wait_for(lambda: sources.in_flight == 0, 60, "both deliveries to finish")
+        sqs = boto3.client("sqs", region_name=aws.region)
+        feed = next(f for f in sources.feeds if f.kind == "sns")
+        assert "Messages" not in sqs.receive_message(QueueUrl=feed.queue_url)  # each deleted once done
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)

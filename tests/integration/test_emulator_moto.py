@@ -7,10 +7,12 @@ assumption, instead of the local stack quietly losing its atomicity or its speed
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
 import pytest
+import time_machine
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
@@ -187,6 +189,31 @@ def test_the_server_routes_by_the_list_of_moto_modules() -> None:
     )
 
 
+def test_a_long_poll_wakes_when_a_delayed_message_becomes_visible(
+    aws: LocalStack, clock: time_machine.Traveller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import sqs_backends
+
+    monkeypatch.setattr(Queue, "wait_for_messages", Queue.wait_for_messages)  # restored after the test
+    emulator.prompt_long_polls()
+    # Given the timer queue holding one message delayed by a second, nothing visible yet
+    sqs = boto3.client("sqs", region_name=aws.region)
+    url = aws.physical["TimerQueue"]
+    sqs.send_message(QueueUrl=url, MessageBody="timer", DelaySeconds=1)
+    queue = sqs_backends[ACCOUNT][aws.region].queues[url.rsplit("/", 1)[1]]
+    # When a long poll waits on it for up to an hour (moto's own wait re-checks only when a message
+    # is added), and the clock passes the message's due time while it waits
+    waiter = threading.Thread(target=queue.wait_for_messages, args=(3600,), daemon=True)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and not queue.messages  # (the clock stands still: nothing is due)
+    clock.shift(2)
+    # Then the wait ends by itself, the message visible (the join's timeout only guards against a hang)
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert [m.body for m in queue.messages] == ["timer"]
+
+
 def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given moto internals shaped differently from what the patches expect
     monkeypatch.setattr(Queue, "attributes", lambda self: {})
@@ -199,3 +226,6 @@ def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch
         emulator.fast_transactions()
     with pytest.raises(MotoChanged, match=r"DynamoHandler\.call_action"):
         emulator.serialized_dynamodb()
+    monkeypatch.setattr(Queue, "wait_for_messages", lambda self: None)
+    with pytest.raises(MotoChanged, match=r"Queue\.wait_for_messages"):
+        emulator.prompt_long_polls()
