@@ -112,3 +112,20 @@ def test_a_cold_start_imports_no_router_and_a_request_only_its_own() -> None:
         rank = [routes.ORDER.index(m) if m in routes.ORDER else len(routes.ORDER) for m in listed]
         assert rank == sorted(rank), listed
     assert {m for listed in seen["order"] for m in listed} == {*routes.ORDER, "app"}
+
+
+def test_a_snapstart_or_provisioned_init_builds_every_router_before_any_request() -> None:
+    # Given the init Lambda runs for a SnapStart snapshot (template.yaml's ApiColdStart)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+    }
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    code = "import functions.api.app\nimport incident_engine.api.app as a\nprint(sorted(a.ROUTERS.included))"
+    # When the handler is imported
+    out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed snippet
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    # Then every router is already in
+    assert out.stdout.strip().splitlines()[-1] == str(sorted(routes.ORDER))
