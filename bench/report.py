@@ -65,8 +65,10 @@ COLD_START_OPTIONS = (
     "512 MB, per published version kept), and for each restore, $0.0001397998 per GB (about $0.00007 per "
     "cold start at 512 MB). `provisioned`: `ApiProvisionedConcurrency` environments (default 1) kept "
     "initialised, routers built: $0.0000033334 per GB-second on arm64 whether used or not (about $4.32 a "
-    "month per environment at 512 MB), and their requests' duration at $0.0000106667 per GB-second instead "
-    "of $0.0000133334; requests beyond them start on demand. Both take effect on the alias the API calls."
+    "month per environment at 512 MB), and their requests' duration at $0.0000077778 per GB-second instead "
+    "of $0.0000133334; requests beyond them start on demand. Both take effect on the alias the API calls. "
+    "Prices are us-east-1 list prices as last published to us (this machine cannot reach AWS's pricing "
+    "pages): re-check them before relying on them."
 )
 
 
