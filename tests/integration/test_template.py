@@ -11,7 +11,7 @@ from cfnlint.api import lint_file
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from incident_engine.api.app import app
+from incident_engine.api.app import ROUTERS, app
 from local.template import TEMPLATE, load_template
 
 
@@ -66,6 +66,7 @@ def test_every_route_in_the_code_is_declared_in_the_template_and_back(translated
         for method in methods
         if method != ANY  # a public path's other methods, answered 405 by the handler
     }
+    ROUTERS.include_all()  # a request includes only its own routers
     in_code = {(r.method, r.openapi_path) for r in app._static_routes + app._dynamic_routes}
     assert declared == in_code
 
@@ -169,8 +170,24 @@ def test_a_second_stack_can_be_created_beside_the_first(translated: dict[str, An
         for logical_id, r in translated["Resources"].items()
         for key in ("Name", "FunctionName", "TableName", "QueueName", "TopicName", "LogGroupName")
         if isinstance(r.get("Properties", {}).get(key), str)  # a literal, not a Ref or a generated name
+        and r["Type"] != "AWS::Lambda::Alias"  # an alias's name is within its own function, never shared
     ]
     assert fixed_names == []
+
+
+def test_the_api_cold_start_option_is_off_by_default_and_applies_to_the_api_alone(
+    template: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["ApiColdStart"]["Default"] == "on-demand"
+    with_option = [
+        logical_id
+        for logical_id, r in template["Resources"].items()
+        if {"SnapStart", "ProvisionedConcurrencyConfig", "AutoPublishAlias"} & set(r.get("Properties", {}))
+    ]
+    assert with_option == ["ApiFunction"]
+    # and the API calls the alias, the one SnapStart and provisioned concurrency apply to
+    rest_api = next(r for r in translated["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
+    assert "ApiFunctionAliaslive" in str(rest_api["Properties"]["Body"])
 
 
 def test_every_function_logs_to_a_group_with_a_retention(template: dict[str, Any]) -> None:

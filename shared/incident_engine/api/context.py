@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from incident_engine.domain.access import ADMIN, effective
-from incident_engine.wiring import services
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,8 @@ def principal(app: ApiGatewayResolver) -> str:
 
 
 def base_url(app: ApiGatewayResolver) -> str | None:
+    from incident_engine.wiring import services  # not at import: the api's cold start needs no engine
+
     configured = services().settings.public_api_url
     if configured:
         return configured

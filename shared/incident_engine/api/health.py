@@ -13,39 +13,43 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from incident_engine.domain.access import ADMIN
 from incident_engine.domain.timefmt import to_iso
-from incident_engine.wiring import authenticator, services
 
 MAX_TOKEN_CHARS = 512  # as the authorizer
 
 
-class HealthOut(BaseModel):
+class _Out(BaseModel):
+    # Built on first use: most containers never answer deep=1, and none at import.
+    model_config = ConfigDict(defer_build=True)
+
+
+class HealthOut(_Out):
     status: str = Field(default="ok", description="ok")
 
 
-class QueueDepthOut(BaseModel):
+class QueueDepthOut(_Out):
     visible: int
     in_flight: int
     delayed: int
 
 
-class OverdueTimerOut(BaseModel):
+class OverdueTimerOut(_Out):
     incident_id: str
     due_at: str
     overdue_seconds: float
 
 
-class ReconcilerOut(BaseModel):
+class ReconcilerOut(_Out):
     last_run_at: str
     seconds_ago: float
     timers_rearmed: int
     notifications_republished: int
 
 
-class DeepHealthOut(BaseModel):
+class DeepHealthOut(_Out):
     status: str = Field(description="ok, or degraded when problems is not empty")
     problems: list[str]
     queues: dict[str, QueueDepthOut | None] = Field(
@@ -57,7 +61,7 @@ class DeepHealthOut(BaseModel):
     reconciler: ReconcilerOut | None = Field(description="its last run; null if it never ran")
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Out):
     error: str
     message: str
 
@@ -75,6 +79,8 @@ def caller_is_admin(app: ApiGatewayResolver) -> bool | None:
         return None
     if len(token) > MAX_TOKEN_CHARS:
         return False
+    from incident_engine.wiring import authenticator, services  # not at import: /health needs no engine
+
     expected = services().settings.api_token_sha256
     if expected and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
         return True
@@ -90,6 +96,8 @@ def deep_health(app: ApiGatewayResolver) -> Response[Any]:
         return _error(401, "unauthorized", "send Authorization: Bearer <admin token> for deep=1")
     if not admin:
         return _error(403, "forbidden", "deep=1 needs the admin token")
+    from incident_engine.wiring import services
+
     report = services().engine_health().deep()
     timer = report.oldest_overdue_timer
     run = report.reconciler

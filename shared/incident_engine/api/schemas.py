@@ -109,8 +109,14 @@ MAX_LEVELS = 10
 MAX_TARGETS_PER_LEVEL = 5  # keeps one fire (and one resolution notice) inside one transaction
 
 
+# Validators are built on first use, not at import (as in config_schemas.py): a container builds
+# only those of the routes it serves.
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(defer_build=True)
 
 
 class IncidentCreate(_In):
@@ -308,7 +314,7 @@ def _t(at: Any) -> str | None:
     return to_iso(at) if at else None
 
 
-class EscalationOut(BaseModel):
+class EscalationOut(_Out):
     policy_id: str
     policy_name: str
     level: int | None = Field(description="Last level fired (0-based); null before the first")
@@ -317,14 +323,14 @@ class EscalationOut(BaseModel):
     next_at: str | None
 
 
-class SlaOut(BaseModel):
+class SlaOut(_Out):
     response_minutes: int | None
     resolution_minutes: int | None
     ack_due_at: str | None
     resolve_due_at: str | None
 
 
-class IncidentOut(BaseModel):
+class IncidentOut(_Out):
     id: str
     title: str
     description: str | None
@@ -415,12 +421,12 @@ class IncidentOut(BaseModel):
         )
 
 
-class IncidentPage(BaseModel):
+class IncidentPage(_Out):
     items: list[IncidentOut]
     next_cursor: str | None
 
 
-class TimelineEventOut(BaseModel):
+class TimelineEventOut(_Out):
     at: str
     type: str
     actor: str
@@ -432,12 +438,12 @@ class TimelineEventOut(BaseModel):
         return TimelineEventOut(at=to_iso(e.at), type=e.type, actor=e.actor, data=data)
 
 
-class TimelineOut(BaseModel):
+class TimelineOut(_Out):
     items: list[TimelineEventOut]
     next_cursor: str | None
 
 
-class EscalationRecordOut(BaseModel):
+class EscalationRecordOut(_Out):
     level: int
     loop: int
     status: Literal["pending", "executed", "cancelled"]
@@ -463,12 +469,12 @@ class EscalationRecordOut(BaseModel):
         )
 
 
-class EscalationsOut(BaseModel):
+class EscalationsOut(_Out):
     items: list[EscalationRecordOut]
     next_cursor: str | None
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(_Out):
     kind: str
     level: int | None
     loop: int | None
@@ -510,12 +516,12 @@ class NotificationOut(BaseModel):
         )
 
 
-class NotificationsOut(BaseModel):
+class NotificationsOut(_Out):
     items: list[NotificationOut]
     next_cursor: str | None
 
 
-class PolicyOut(BaseModel):
+class PolicyOut(_Out):
     id: str
     name: str
     levels: list[dict[str, Any]]
@@ -552,11 +558,11 @@ class PolicyOut(BaseModel):
         )
 
 
-class PolicyList(BaseModel):
+class PolicyList(_Out):
     items: list[PolicyOut]
 
 
-class NoteOut(BaseModel):
+class NoteOut(_Out):
     at: str
     type: str
     actor: str

@@ -51,7 +51,8 @@ Scalar = Annotated[StrictStr, StringConstraints(max_length=1024)] | StrictInt | 
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: only the routing rules' routes and an alert with rules to run need them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --- conditions -------------------------------------------------------------------------------------
