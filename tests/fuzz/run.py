@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,14 @@ class Figures:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.server_errors and not self.errors and self.requests > 0
+
+    def verdict(self) -> str:
+        """The one line a reader looks for last: PASS, or FAIL and why."""
+        figures = (
+            f"{self.requests} requests, {len(self.server_errors)} 5xx, {len(self.failures)} distinct "
+            f"failures, {len(self.errors)} operations not tested"
+        )
+        return f"fuzz: {'PASS' if self.ok else 'FAIL'} ({figures})"
 
     def report(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_class.items()))
@@ -115,8 +123,32 @@ def prepare(call: Any) -> dict[str, str]:
     return {"FUZZ_ROUTING_KEY": key, "FUZZ_INTEGRATION_KEY": key}
 
 
+def run_streaming(
+    command: list[str], env: dict[str, str], echo: Callable[[str], None] | None
+) -> tuple[int, str]:
+    """Run ``command``, handing each line of its output to ``echo`` as it comes (a long run shows
+    its progress); returns the exit status and the whole output."""
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - our own venv's programs
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if echo is not None:
+                echo(line.rstrip("\n"))
+    return process.returncode, "".join(lines)
+
+
 def run_schemathesis(
-    url: str, token: str, env: dict[str, str], examples: int, seed: int, workers: int, report_dir: Path
+    url: str,
+    token: str,
+    env: dict[str, str],
+    examples: int,
+    seed: int,
+    workers: int,
+    report_dir: Path,
+    echo: Callable[[str], None] | None = None,
 ) -> Figures:
     report = report_dir / "schemathesis.ndjson"
     command = [
@@ -144,23 +176,17 @@ def run_schemathesis(
         "--no-color",
     ]
     started = time.monotonic()
-    completed = subprocess.run(  # noqa: S603 - our own venv's schemathesis
+    returncode, output = run_streaming(
         command,
-        cwd=ROOT,
-        env={**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
+        {**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
+        echo,
     )
-    (report_dir / "schemathesis.txt").write_text(completed.stdout)
+    (report_dir / "schemathesis.txt").write_text(output)
     figures = read_report(report) if report.exists() else Figures()
     figures.elapsed = time.monotonic() - started
-    figures.exit_code = completed.returncode
-    if completed.returncode not in (0, 1) or not report.exists():
-        raise RuntimeError(
-            f"schemathesis did not run (exit {completed.returncode}):\n{completed.stdout[-5000:]}"
-        )
+    figures.exit_code = returncode
+    if returncode not in (0, 1) or not report.exists():
+        raise RuntimeError(f"schemathesis did not run (exit {returncode}):\n{output[-5000:]}")
     return figures
 
 
@@ -173,20 +199,32 @@ def local_stack(log: Path) -> Iterator[Any]:
 
 
 def fuzz(
-    examples: int, seed: int, workers: int, report_dir: Path, url: str | None = None, token: str = ""
+    examples: int,
+    seed: int,
+    workers: int,
+    report_dir: Path,
+    url: str | None = None,
+    token: str = "",
+    echo: Callable[[str], None] | None = None,
 ) -> Figures:
+    """``echo`` (make fuzz: print) gets what the run is doing, schemathesis's own output included."""
     report_dir.mkdir(parents=True, exist_ok=True)
+    say = echo or (lambda line: None)
+    started = f"fuzz: schemathesis --checks all, {examples} examples per operation, seed {seed}"
     if url:
         from local.process import LocalStackProcess
 
         client = LocalStackProcess.__new__(LocalStackProcess)  # only its HTTP client, against `url`
         client.url, client.token = url, token
         env = prepare(client.call)
-        return run_schemathesis(url, token, env, examples, seed, workers, report_dir)
+        say(f"{started}, against {url} ...")
+        return run_schemathesis(url, token, env, examples, seed, workers, report_dir, echo)
     log = report_dir / "stack.log"
+    say(f"fuzz: starting the local stack (its log: {log}) ...")
     with local_stack(log) as stack:
         env = prepare(stack.call)
-        figures = run_schemathesis(stack.url, stack.token, env, examples, seed, workers, report_dir)
+        say(f"{started} ...")
+        figures = run_schemathesis(stack.url, stack.token, env, examples, seed, workers, report_dir, echo)
     for line in log.read_text().splitlines():
         if "Traceback" in line or "unhandled error" in line:
             figures.server_errors.append(f"stack log: {line[:200]}")
@@ -205,9 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="fuzz-"))
-    figures = fuzz(args.examples, args.seed, args.workers, report_dir, args.url, args.token)
+    figures = fuzz(
+        args.examples,
+        args.seed,
+        args.workers,
+        report_dir,
+        args.url,
+        args.token,
+        echo=lambda line: print(line, flush=True),
+    )
     print(figures.report())
     print(f"seed {args.seed}; reports in {report_dir}")
+    print(figures.verdict(), flush=True)
     return 0 if figures.ok else 1
 
 
