@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.run import Figures, fuzz, run_streaming
+from tests.fuzz.run import Figures, ReportProgress, fuzz, run_streaming
 
 pytestmark = pytest.mark.e2e
 REPORTS = Path(__file__).resolve().parents[2] / ".pytest_cache" / "schemathesis"
@@ -56,3 +56,20 @@ def test_make_fuzz_shows_its_progress_as_it_goes_and_ends_with_a_verdict(tmp_pat
     failed = Figures(requests=10, server_errors=["GET /x -> 500"])
     assert failed.verdict() == "fuzz: FAIL (10 requests, 1 5xx, 0 distinct failures, 0 operations not tested)"
     assert Figures().verdict().startswith("fuzz: FAIL (0 requests")
+
+
+def test_make_fuzz_counts_the_answers_of_its_report_as_it_grows(tmp_path: Path) -> None:
+    # Given schemathesis's report with two answers written and a third being written
+    report = tmp_path / "schemathesis.ndjson"
+    progress = ReportProgress(report)
+    assert progress.line() == "fuzz: 0 answers so far (none yet)"  # no report yet
+    answer = '{"ScenarioFinished": {"response": {"status_code": %d}}}\n'
+    report.write_text(answer % 200 + answer % 422 + '{"ScenarioFinished": {"response": {"status_code": 404')
+    # When the progress is read, then again once that line is whole and a 503 follows
+    first = progress.line()
+    with report.open("a") as fh:
+        fh.write("}}}\n" + answer % 503)
+    second = progress.line()
+    # Then only whole lines are counted, each once
+    assert first == "fuzz: 2 answers so far (2xx: 1, 4xx: 1)"
+    assert second == "fuzz: 4 answers so far (2xx: 1, 4xx: 2, 5xx: 1)"

@@ -17,9 +17,11 @@ import base64
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 TOKEN = "fuzz-admin-token"
+PROGRESS_SECONDS = 30.0  # how often make fuzz says how far it is
 
 
 @dataclass
@@ -140,6 +143,33 @@ def run_streaming(
     return process.returncode, "".join(lines)
 
 
+ANSWER = re.compile(rb'"status_code":\s*(\d{3})')
+
+
+class ReportProgress:
+    """Answers counted in schemathesis's NDJSON report as it grows: its own output shows a phase
+    only when the phase ends, and the coverage phase alone runs for many minutes."""
+
+    def __init__(self, report: Path) -> None:
+        self.report = report
+        self.offset = 0
+        self.answers: collections.Counter[str] = collections.Counter()
+
+    def line(self) -> str:
+        try:
+            with self.report.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # the line being written is read next time
+        self.offset += len(complete)
+        for status in ANSWER.findall(complete):
+            self.answers[f"{status.decode()[0]}xx"] += 1
+        by_class = ", ".join(f"{k}: {v}" for k, v in sorted(self.answers.items())) or "none yet"
+        return f"fuzz: {sum(self.answers.values())} answers so far ({by_class})"
+
+
 def run_schemathesis(
     url: str,
     token: str,
@@ -176,11 +206,23 @@ def run_schemathesis(
         "--no-color",
     ]
     started = time.monotonic()
-    returncode, output = run_streaming(
-        command,
-        {**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
-        echo,
-    )
+    done = threading.Event()
+    if echo is not None:
+        progress = ReportProgress(report)
+
+        def report_progress() -> None:
+            while not done.wait(PROGRESS_SECONDS):
+                echo(progress.line())
+
+        threading.Thread(target=report_progress, daemon=True).start()
+    try:
+        returncode, output = run_streaming(
+            command,
+            {**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
+            echo,
+        )
+    finally:
+        done.set()
     (report_dir / "schemathesis.txt").write_text(output)
     figures = read_report(report) if report.exists() else Figures()
     figures.elapsed = time.monotonic() - started
