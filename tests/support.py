@@ -99,7 +99,9 @@ class Api:
         """As API Gateway would: the authorizer first (its policy matched against the method ARN),
         then the handler with the context it gave; ``secret`` None sends no Authorization."""
         resource, _ = self._route(method, path)
-        public = next(r.public for r in self.spec.routes if r.path == resource and r.method == method)
+        public = next(
+            r.public for r in self.spec.routes if r.path == resource and r.method in (method, "ANY")
+        )
         event = self.event(method, path, body, query, raw_body)
         if public:
             event["requestContext"]["authorizer"] = None
