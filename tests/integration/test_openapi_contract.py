@@ -53,6 +53,9 @@ def test_creates_declare_201_and_pagerduty_its_own_shapes(doc: dict[str, Any]) -
             "/schedules",
             "/services",
             "/webhooks",
+            "/heartbeats",
+            "/routing-rules",
+            "/tokens",
         ):
             assert "201" in op["responses"] and "200" not in op["responses"], path
     enqueue = doc["paths"]["/v2/enqueue"]["post"]

@@ -233,6 +233,7 @@ SUCCESS: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/webhooks"): {201: "Created, with its signing secret (shown only here)"},
     ("post", "/routing-rules"): {201: "Created"},
     ("post", "/tokens"): {201: "Created (the token is shown only here)"},
+    ("post", "/heartbeats"): {201: "Created, with its ping_url"},
     ("post", "/v2/enqueue"): {202: "Event processed"},
 }
 # Answers the shape rules miss: reads of a disabled schedule's views are a 409; the rule tester stores
