@@ -100,7 +100,7 @@ class Api:
         then the handler with the context it gave; ``secret`` None sends no Authorization."""
         resource, _ = self._route(method, path)
         public = next(
-            r.public for r in self.spec.routes if r.path == resource and r.method in (method, "ANY")
+            r.public for r in self.spec.routes if r.path == resource and r.method in (method.upper(), "ANY")
         )
         event = self.event(method, path, body, query, raw_body)
         if public:

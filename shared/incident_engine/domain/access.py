@@ -112,11 +112,10 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
 
 
 def scope_of(method: str, path: str) -> str:
-    """The scope a route needs; a route the table does not know needs ``admin``. A method the
-    path does not declare reaches the path's ANY route when it has one, as in API Gateway (the
-    event then names the method and the path, never ANY), so it takes that route's scope."""
-    declared = ROUTE_SCOPES.get((method.upper(), path))
-    return declared if declared is not None else ROUTE_SCOPES.get(("ANY", path), ADMIN)
+    """The scope a route needs; a method the table does not name falls to the path's ``ANY``
+    (any method token, QUERY or PROPFIND too: API Gateway's ANY takes them), else ``admin``."""
+    method = method.upper()
+    return ROUTE_SCOPES.get((method, path)) or ROUTE_SCOPES.get(("ANY", path), ADMIN)
 
 
 def effective(scopes: Iterable[str]) -> frozenset[str]:
