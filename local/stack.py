@@ -244,6 +244,14 @@ def main() -> int:
     from local.alarms import LocalAlarms
 
     alarms = LocalAlarms(session, stack, aws_url, reconcile_every / 60, say)
+    # When a dead reconciler shows, in this stack's compressed time (RECONCILE_SECONDS shortens it).
+    heartbeat = next((a for a in alarms.specs if a.logical_id == "ReconcilerHeartbeatAlarm"), None)
+    heartbeat_due = (
+        f"once {heartbeat.evaluation_periods} periods of {alarms.seconds(heartbeat.period)} s "
+        "pass without a run"
+        if heartbeat
+        else "in a few minutes"
+    )
     threads = [
         threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True),
     ]
@@ -261,7 +269,13 @@ def main() -> int:
     announce("")
     announce("Incident Engine is running locally.")
     announce(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
-    announce(f"  AWS endpoint {aws_url}   (moto; e.g. AWS_ENDPOINT_URL={aws_url} aws sqs list-queues)")
+    announce(f"  AWS endpoint {aws_url}   (moto; it takes any credentials, but the AWS CLI wants some)")
+    # A working line for someone with no AWS configuration at all (the CLI refuses to run without
+    # a region and credentials); describe-alarms is how the engine-health alarms' states are read.
+    announce(
+        f"  AWS CLI      AWS_ENDPOINT_URL={aws_url} AWS_DEFAULT_REGION={stack.region} "
+        "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws cloudwatch describe-alarms"
+    )
     announce(f"  API token    {token}")
     announce(f"  Reconciler   every {reconcile_every:g} s")
     announce(f"  Alarm topic  {stack.outputs['AlarmTopicArn']}   (AlarmTopicArn: a CloudWatch alarm action)")
@@ -300,7 +314,8 @@ def main() -> int:
             scheduler_reported = True
             say(
                 f"[reconciler] pid {scheduler.pid} exited with code {code}; not restarted: the safety net "
-                "is down until make run restarts (ReconcilerHeartbeatAlarm will go to ALARM)"
+                f"is down until make run restarts (ReconcilerHeartbeatAlarm goes to ALARM {heartbeat_due}: "
+                "an [alarm] line here, describe-alarms on the AWS endpoint)"
             )
         STOP.wait(0.5)
     say("Stopping ...")

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,25 @@ class Figures:
         return (
             not (self.lost or self.doubled or self.after_ack or self.late or self.errors) and self.kills > 0
         )
+
+    def verdict(self) -> str:
+        """The one line a reader looks for last: PASS, or FAIL and why."""
+        if self.ok:
+            return "soak: PASS (0 lost, 0 doubled, 0 fired after an ack, 0 beyond the bound)"
+        why = [
+            f"{len(getattr(self, name))} {label}"
+            for name, label in (
+                ("lost", "lost"),
+                ("doubled", "doubled"),
+                ("after_ack", "fired after an ack"),
+                ("late", "beyond the bound"),
+                ("errors", "errors"),
+            )
+            if getattr(self, name)
+        ]
+        if self.kills == 0:
+            why.append("the worker was never killed")
+        return f"soak: FAIL ({', '.join(why)})"
 
     def report(self) -> str:
         bound = RECONCILE_SECONDS + GRACE_SECONDS + SLACK_SECONDS
@@ -106,8 +126,17 @@ def _all(stack: LocalStackProcess, path: str) -> list[dict[str, Any]]:
             return items
 
 
-def soak(seconds: float, rate: float, kill_every: float, log: Path) -> Figures:
+def soak(
+    seconds: float,
+    rate: float,
+    kill_every: float,
+    log: Path,
+    progress: Callable[[str], None] = lambda line: None,
+    progress_every: float = 15.0,
+) -> Figures:
+    """``progress`` gets a line as each phase starts and every ``progress_every`` s of load."""
     figures = Figures()
+    progress(f"soak: starting the local stack (its log: {log}) ...")
     env = {
         "RECONCILE_SECONDS": str(RECONCILE_SECONDS),
         "RECONCILE_GRACE_SECONDS": str(GRACE_SECONDS),
@@ -138,9 +167,21 @@ def soak(seconds: float, rate: float, kill_every: float, log: Path) -> Figures:
         killing.start()
         opened: list[str] = []
         acked: dict[str, str] = {}
+        progress(
+            f"soak: {seconds:g} s of load at {rate:g} requests/s, the worker killed every {kill_every:g} s"
+        )
         started, n = time.monotonic(), 0
+        next_report = progress_every
         try:
             while time.monotonic() - started < seconds:
+                elapsed = time.monotonic() - started
+                if elapsed >= next_report:
+                    next_report += progress_every
+                    progress(
+                        f"soak: {elapsed:.0f}/{seconds:g} s: {len(opened)} incidents, "
+                        f"{figures.alerts} alerts, {sum(1 for v in acked.values() if v)} acknowledged, "
+                        f"worker killed {figures.kills} times, {len(figures.errors)} errors"
+                    )
                 n += 1
                 if n % 3 == 1:
                     status, body = stack.call("POST", "/incidents", {"title": f"soak {n}", "severity": "P2"})
@@ -178,6 +219,7 @@ def soak(seconds: float, rate: float, kill_every: float, log: Path) -> Figures:
             killing.join()
         figures.incidents = len(opened)
         figures.acks = sum(1 for v in acked.values() if v)
+        progress(f"soak: load done; waiting for the {len(opened)} incidents' levels to settle, then checking")
 
         # Settle: the worker is up again; every incident ends with no step pending.
         def settled() -> bool:
@@ -252,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=15.0, help="seconds between worker kills")
     args = parser.parse_args(argv)
     log = Path(tempfile.mkdtemp(prefix="soak-")) / "stack.log"
-    figures = soak(args.seconds, args.rate, args.kill_every, log)
+    figures = soak(args.seconds, args.rate, args.kill_every, log, lambda line: print(line, flush=True))
     print(figures.report())
     print(f"stack log: {log}")
+    print(figures.verdict(), flush=True)
     return 0 if figures.ok else 1
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -134,7 +136,32 @@ def test_killing_the_reconciler_raises_the_engine_health_alarm(stack: LocalStack
     # And `make run`'s log said both
     log = LOG.read_text()
     assert f"[reconciler] pid {pid} exited with code -9; not restarted" in log
+    assert "ReconcilerHeartbeatAlarm goes to ALARM once 5 periods of 3 s pass without a run" in log
     assert f"[alarm] {HEARTBEAT}: OK -> ALARM" in log
     # And deep health shows the last run from before the kill
     health = stack.call("GET", "/health?deep=1")[1]
     assert datetime.fromisoformat(health["reconciler"]["last_run_at"].replace("Z", "+00:00")) <= killed_at
+
+
+def test_the_banners_aws_cli_line_reads_the_alarms_with_no_aws_configuration(
+    stack: LocalStackProcess, tmp_path: Path
+) -> None:
+    # Given the AWS CLI line make run printed, for a user who has never configured AWS
+    [line] = wait_for(
+        lambda: [x for x in LOG.read_text().splitlines() if x.startswith("  AWS CLI ")], HANG, "the banner"
+    )
+    words = line.split()[2:]
+    settings = dict(w.split("=", 1) for w in words if "=" in w)
+    assert words[len(settings) :] == ["aws", "cloudwatch", "describe-alarms"], line
+    # When botocore (what the CLI runs on) is given exactly that environment and nothing else
+    script = (
+        "import boto3; "
+        "print(sorted(a['AlarmName'] for a in boto3.client('cloudwatch').describe_alarms()['MetricAlarms']))"
+    )
+    env = {**settings, "HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    found = subprocess.run(  # noqa: S603 - this venv's python
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False, timeout=HANG
+    )
+    # Then it reads the engine-health alarms of the stack, the reconciler's among them
+    assert found.returncode == 0, found.stderr
+    assert HEARTBEAT in found.stdout, found.stdout

@@ -7,11 +7,12 @@ no 5xx, and `--checks all` with the custom check in tests/fuzz/hooks.py reports 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fuzz.run import fuzz
+from tests.fuzz.run import Figures, ReportProgress, fuzz, run_streaming
 
 pytestmark = pytest.mark.e2e
 REPORTS = Path(__file__).resolve().parents[2] / ".pytest_cache" / "schemathesis"
@@ -26,3 +27,49 @@ def test_schemathesis_finds_no_server_error_and_no_failure() -> None:
     assert figures.server_errors == [], figures.report()
     assert figures.errors == [], figures.report()  # every operation could be tested
     assert figures.failures == {}, figures.report()
+
+
+def test_make_fuzz_shows_its_progress_as_it_goes_and_ends_with_a_verdict(tmp_path: Path) -> None:
+    # Given a command that prints a line, then goes on only once that line has been shown
+    flag = tmp_path / "seen"
+    script = (
+        "import pathlib, sys, time\n"
+        "print('phase one', flush=True)\n"
+        "deadline = time.monotonic() + 60  # a hang guard: the echo sets the flag at once\n"
+        f"while not pathlib.Path({str(flag)!r}).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        f"print('phase two' if pathlib.Path({str(flag)!r}).exists() else 'never shown')\n"
+    )
+    seen: list[str] = []
+
+    def echo(line: str) -> None:
+        seen.append(line)
+        flag.touch()
+
+    # When it runs, its lines reach the echo while it runs (not all at its end), and are kept
+    code, output = run_streaming([sys.executable, "-c", script], {}, echo)
+    assert (code, seen, output) == (0, ["phase one", "phase two"], "phase one\nphase two\n")
+    # And the closing line says PASS or FAIL with the figures
+    assert Figures(requests=10).verdict() == (
+        "fuzz: PASS (10 requests, 0 5xx, 0 distinct failures, 0 operations not tested)"
+    )
+    failed = Figures(requests=10, server_errors=["GET /x -> 500"])
+    assert failed.verdict() == "fuzz: FAIL (10 requests, 1 5xx, 0 distinct failures, 0 operations not tested)"
+    assert Figures().verdict().startswith("fuzz: FAIL (0 requests")
+
+
+def test_make_fuzz_counts_the_answers_of_its_report_as_it_grows(tmp_path: Path) -> None:
+    # Given schemathesis's report with two answers written and a third being written
+    report = tmp_path / "schemathesis.ndjson"
+    progress = ReportProgress(report)
+    assert progress.line() == "fuzz: 0 answers so far (none yet)"  # no report yet
+    answer = '{"ScenarioFinished": {"response": {"status_code": %d}}}\n'
+    report.write_text(answer % 200 + answer % 422 + '{"ScenarioFinished": {"response": {"status_code": 404')
+    # When the progress is read, then again once that line is whole and a 503 follows
+    first = progress.line()
+    with report.open("a") as fh:
+        fh.write("}}}\n" + answer % 503)
+    second = progress.line()
+    # Then only whole lines are counted, each once
+    assert first == "fuzz: 2 answers so far (2xx: 1, 4xx: 1)"
+    assert second == "fuzz: 4 answers so far (2xx: 1, 4xx: 2, 5xx: 1)"

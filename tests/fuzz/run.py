@@ -17,11 +17,13 @@ import base64
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 TOKEN = "fuzz-admin-token"
+PROGRESS_SECONDS = 30.0  # how often make fuzz says how far it is
 
 
 @dataclass
@@ -47,6 +50,14 @@ class Figures:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.server_errors and not self.errors and self.requests > 0
+
+    def verdict(self) -> str:
+        """The one line a reader looks for last: PASS, or FAIL and why."""
+        figures = (
+            f"{self.requests} requests, {len(self.server_errors)} 5xx, {len(self.failures)} distinct "
+            f"failures, {len(self.errors)} operations not tested"
+        )
+        return f"fuzz: {'PASS' if self.ok else 'FAIL'} ({figures})"
 
     def report(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_class.items()))
@@ -115,8 +126,59 @@ def prepare(call: Any) -> dict[str, str]:
     return {"FUZZ_ROUTING_KEY": key, "FUZZ_INTEGRATION_KEY": key}
 
 
+def run_streaming(
+    command: list[str], env: dict[str, str], echo: Callable[[str], None] | None
+) -> tuple[int, str]:
+    """Run ``command``, handing each line of its output to ``echo`` as it comes (a long run shows
+    its progress); returns the exit status and the whole output."""
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - our own venv's programs
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if echo is not None:
+                echo(line.rstrip("\n"))
+    return process.returncode, "".join(lines)
+
+
+ANSWER = re.compile(rb'"status_code":\s*(\d{3})')
+
+
+class ReportProgress:
+    """Answers counted in schemathesis's NDJSON report as it grows: its own output shows a phase
+    only when the phase ends, and the coverage phase alone runs for many minutes."""
+
+    def __init__(self, report: Path) -> None:
+        self.report = report
+        self.offset = 0
+        self.answers: collections.Counter[str] = collections.Counter()
+
+    def line(self) -> str:
+        try:
+            with self.report.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            chunk = b""
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # the line being written is read next time
+        self.offset += len(complete)
+        for status in ANSWER.findall(complete):
+            self.answers[f"{status.decode()[0]}xx"] += 1
+        by_class = ", ".join(f"{k}: {v}" for k, v in sorted(self.answers.items())) or "none yet"
+        return f"fuzz: {sum(self.answers.values())} answers so far ({by_class})"
+
+
 def run_schemathesis(
-    url: str, token: str, env: dict[str, str], examples: int, seed: int, workers: int, report_dir: Path
+    url: str,
+    token: str,
+    env: dict[str, str],
+    examples: int,
+    seed: int,
+    workers: int,
+    report_dir: Path,
+    echo: Callable[[str], None] | None = None,
 ) -> Figures:
     report = report_dir / "schemathesis.ndjson"
     command = [
@@ -144,23 +206,29 @@ def run_schemathesis(
         "--no-color",
     ]
     started = time.monotonic()
-    completed = subprocess.run(  # noqa: S603 - our own venv's schemathesis
-        command,
-        cwd=ROOT,
-        env={**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-    )
-    (report_dir / "schemathesis.txt").write_text(completed.stdout)
+    done = threading.Event()
+    if echo is not None:
+        progress = ReportProgress(report)
+
+        def report_progress() -> None:
+            while not done.wait(PROGRESS_SECONDS):
+                echo(progress.line())
+
+        threading.Thread(target=report_progress, daemon=True).start()
+    try:
+        returncode, output = run_streaming(
+            command,
+            {**os.environ, **env, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "PYTHONPATH": str(ROOT)},
+            echo,
+        )
+    finally:
+        done.set()
+    (report_dir / "schemathesis.txt").write_text(output)
     figures = read_report(report) if report.exists() else Figures()
     figures.elapsed = time.monotonic() - started
-    figures.exit_code = completed.returncode
-    if completed.returncode not in (0, 1) or not report.exists():
-        raise RuntimeError(
-            f"schemathesis did not run (exit {completed.returncode}):\n{completed.stdout[-5000:]}"
-        )
+    figures.exit_code = returncode
+    if returncode not in (0, 1) or not report.exists():
+        raise RuntimeError(f"schemathesis did not run (exit {returncode}):\n{output[-5000:]}")
     return figures
 
 
@@ -173,20 +241,32 @@ def local_stack(log: Path) -> Iterator[Any]:
 
 
 def fuzz(
-    examples: int, seed: int, workers: int, report_dir: Path, url: str | None = None, token: str = ""
+    examples: int,
+    seed: int,
+    workers: int,
+    report_dir: Path,
+    url: str | None = None,
+    token: str = "",
+    echo: Callable[[str], None] | None = None,
 ) -> Figures:
+    """``echo`` (make fuzz: print) gets what the run is doing, schemathesis's own output included."""
     report_dir.mkdir(parents=True, exist_ok=True)
+    say = echo or (lambda line: None)
+    started = f"fuzz: schemathesis --checks all, {examples} examples per operation, seed {seed}"
     if url:
         from local.process import LocalStackProcess
 
         client = LocalStackProcess.__new__(LocalStackProcess)  # only its HTTP client, against `url`
         client.url, client.token = url, token
         env = prepare(client.call)
-        return run_schemathesis(url, token, env, examples, seed, workers, report_dir)
+        say(f"{started}, against {url} ...")
+        return run_schemathesis(url, token, env, examples, seed, workers, report_dir, echo)
     log = report_dir / "stack.log"
+    say(f"fuzz: starting the local stack (its log: {log}) ...")
     with local_stack(log) as stack:
         env = prepare(stack.call)
-        figures = run_schemathesis(stack.url, stack.token, env, examples, seed, workers, report_dir)
+        say(f"{started} ...")
+        figures = run_schemathesis(stack.url, stack.token, env, examples, seed, workers, report_dir, echo)
     for line in log.read_text().splitlines():
         if "Traceback" in line or "unhandled error" in line:
             figures.server_errors.append(f"stack log: {line[:200]}")
@@ -205,9 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="fuzz-"))
-    figures = fuzz(args.examples, args.seed, args.workers, report_dir, args.url, args.token)
+    figures = fuzz(
+        args.examples,
+        args.seed,
+        args.workers,
+        report_dir,
+        args.url,
+        args.token,
+        echo=lambda line: print(line, flush=True),
+    )
     print(figures.report())
     print(f"seed {args.seed}; reports in {report_dir}")
+    print(figures.verdict(), flush=True)
     return 0 if figures.ok else 1
 
 

@@ -304,6 +304,35 @@ def test_a_heartbeat_is_edited_and_disabled_never_erased(
     assert api.call("GET", f"/heartbeats/hb_{'0' * 4000}")[0] == 404  # never a key DynamoDB refuses
 
 
+def test_a_team_token_is_not_told_of_another_teams_heartbeat_incident(
+    api: Api, timers: Timers, clock: time_machine.Traveller
+) -> None:
+    # Given a heartbeat of a search-team service whose missed interval opened an incident
+    search = api.ok("POST", "/services", {"name": "search nightly", "team_id": "search"}, expect=201)
+    hb = declare(api, search)
+    clock.shift(5 * MINUTE + 1)
+    timers.deliver()
+    [incident] = incidents_of(api, search)
+    assert api.ok("GET", f"/heartbeats/{hb['id']}")["incident_id"] == incident["id"]  # the admin sees it
+    tokens = {
+        team: api.ok("POST", "/tokens", {"name": team, "scopes": ["read"], "team_ids": [team]}, expect=201)
+        for team in ("payments", "search")
+    }
+    # When a token held to payments reads the heartbeats (config: every read token may)
+    secret = tokens["payments"]["token"]
+    status, listed = api.call_as(secret, "GET", "/heartbeats")
+    status_one, one = api.call_as(secret, "GET", f"/heartbeats/{hb['id']}")
+    # Then the heartbeat is there, but not the other team's incident it would 404 on
+    assert status == 200 and [(h["id"], h["status"], h["incident_id"]) for h in listed["items"]] == [
+        (hb["id"], "down", None)
+    ]
+    assert status_one == 200 and one["incident_id"] is None
+    assert api.call_as(secret, "GET", f"/incidents/{incident['id']}")[0] == 404
+    # And a token of the search team still sees which incident it is
+    status, own = api.call_as(tokens["search"]["token"], "GET", f"/heartbeats/{hb['id']}")
+    assert status == 200 and own["incident_id"] == incident["id"]
+
+
 def test_the_reconciler_reads_only_heartbeats_that_are_due(
     api: Api,
     aws: LocalStack,

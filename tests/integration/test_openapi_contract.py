@@ -9,6 +9,7 @@ import pytest
 
 from incident_engine.api.app import openapi_json
 from incident_engine.api.openapi import PUBLIC
+from incident_engine.domain.access import scope_of
 from local.gateway import Gateway
 from local.template import gateway_responses, load_template
 from tests.support import Api
@@ -52,6 +53,9 @@ def test_creates_declare_201_and_pagerduty_its_own_shapes(doc: dict[str, Any]) -
             "/schedules",
             "/services",
             "/webhooks",
+            "/heartbeats",
+            "/routing-rules",
+            "/tokens",
         ):
             assert "201" in op["responses"] and "200" not in op["responses"], path
     enqueue = doc["paths"]["/v2/enqueue"]["post"]
@@ -93,13 +97,30 @@ def test_the_local_gateway_answers_what_the_template_declares() -> None:
     assert Gateway.gateway_answer("THROTTLED")[2]["Retry-After"] == "1"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/health", "GET"),
+        ("QUERY", "/health", "GET"),
+        ("PUT", "/v2/enqueue", "POST"),
+        ("PATCH", "/a/anything", "GET, POST"),
+    ],
+)
+def test_another_method_on_a_public_path_is_405_without_a_token_too(
+    api: Api, method: str, path: str, allow: str
+) -> None:
+    # Given no token: API Gateway sends the path's ANY route on without any authorizer
+    # When another method comes, Then it is the 405 naming the path's methods, not a 401
+    status, body = api.call_as(None, method, path)
+    assert (status, body["error"], api.last_headers["allow"]) == (405, "method_not_allowed", allow), body
+    # And only a path with an ANY route is so: elsewhere an undeclared method needs an admin
+    resource, _ = api._route(method, path)
+    assert (scope_of(method, resource), scope_of(method, "/incidents/{incident_id}")) == ("public", "admin")
+
+
 def test_another_method_on_a_public_path_is_405_naming_the_allowed(api: Api) -> None:
     status, body = api.call("DELETE", "/health")
     assert status == 405 and body["error"] == "method_not_allowed"
     assert api.last_headers["allow"] == "GET"
     status, body = api.call("PUT", "/v2/enqueue")
     assert status == 405 and api.last_headers["allow"] == "POST"
-    # any method token, without a credential too: the path's ANY is public, so no 401 hides the 405
-    for method in ("QUERY", "PROPFIND", "DELETE"):
-        status, body = api.call_as(None, method, "/health")
-        assert status == 405 and body["error"] == "method_not_allowed", (method, body)

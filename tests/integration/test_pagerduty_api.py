@@ -147,3 +147,54 @@ def test_a_routing_key_over_its_rate_gets_pagerdutys_429_with_retry_after(
     assert api.ok("GET", f"/incidents/{incident_id}")["alert_count"] == 2
     assert send(api, "pagerduty_enqueue_trigger.json", key)[0] == 202
     assert api.ok("GET", f"/incidents/{incident_id}")["alert_count"] == 3
+
+
+def test_an_alert_routed_to_a_disabled_policy_still_opens_and_pages_by_the_default(
+    api: Api, key: str
+) -> None:
+    # Given a default policy, and a routing rule sending every alert to another policy since disabled
+    default = api.ok(
+        "POST", "/policies", json.loads(load_event("api_create_policy.json")["body"]), expect=201
+    )
+    gone = {
+        "name": "gone",
+        "levels": [{"delay_minutes": 0, "targets": [{"type": "user", "email": "x@example.com"}]}],
+    }
+    gone_id = api.ok("POST", "/policies", gone, expect=201)["id"]
+    rule = {
+        "name": "to a gone policy",
+        "conditions": [{"field": "summary", "operator": "contains", "value": "a"}],
+        "actions": [{"type": "set_policy", "policy_id": gone_id}],
+    }
+    api.ok("POST", "/routing-rules", rule, expect=201)
+    api.ok("DELETE", f"/policies/{gone_id}")
+    # When a monitor triggers an alert the rule matches
+    status, body = send(
+        api,
+        "pagerduty_enqueue_trigger.json",
+        key,
+        payload={**load_event("pagerduty_enqueue_trigger.json")["payload"], "summary": "a disk is full"},
+    )
+    # Then the alert is not lost: an incident opens and escalates by the default policy
+    assert status == 202 and body["outcome"] == "opened", body
+    incident = only_incident(api)
+    assert incident["status"] == "escalating" and incident["escalation"]["policy_id"] == default["id"]
+
+
+def test_an_alert_for_a_service_whose_policy_is_disabled_opens_by_the_default(api: Api) -> None:
+    # Given a default policy, and a service whose own policy was disabled since
+    default = api.ok(
+        "POST", "/policies", json.loads(load_event("api_create_policy.json")["body"]), expect=201
+    )
+    own = {
+        "name": "own",
+        "levels": [{"delay_minutes": 0, "targets": [{"type": "user", "email": "x@example.com"}]}],
+    }
+    own_id = api.ok("POST", "/policies", own, expect=201)["id"]
+    service = api.ok("POST", "/services", {"name": "billing", "policy_id": own_id}, expect=201)
+    assert api.call("DELETE", f"/policies/{own_id}")[0] == 200  # disabling it is allowed
+    # When a monitor triggers an alert for it
+    status, body = send(api, "pagerduty_enqueue_trigger.json", service["integration_key"])
+    # Then the alert is not lost: an incident opens and escalates by the default policy
+    assert status == 202 and body["outcome"] == "opened", body
+    assert only_incident(api)["escalation"]["policy_id"] == default["id"]

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field, StrictInt
 
-from incident_engine.api.context import base_url
+from incident_engine.api.context import base_url, caller
 from incident_engine.api.schemas import Name, _In
+from incident_engine.domain.errors import NotFound
 from incident_engine.domain.heartbeats import MAX_INTERVAL_MINUTES, MIN_INTERVAL_MINUTES, Heartbeat
 from incident_engine.domain.timefmt import to_iso
 from incident_engine.usecases.heartbeats import HeartbeatFields, HeartbeatService
@@ -38,6 +39,20 @@ def _time(at: Any) -> str | None:
     return to_iso(at) if at else None
 
 
+def _incident_id(hb: Heartbeat) -> str | None:
+    """The incident a miss opened, unless the caller is a token held to teams and that incident is
+    another team's: then it is not named here either (GET /incidents/{id} answers it 404, as if
+    it did not exist, and no listing may tell otherwise)."""
+    teams = caller(router).team_ids  # type: ignore[arg-type]
+    if hb.incident_id is None or teams is None:
+        return hb.incident_id
+    try:
+        incident = services().incident_service(base_url(router)).get_incident(hb.incident_id)  # type: ignore[arg-type]
+    except NotFound:
+        return None
+    return hb.incident_id if incident.team in teams else None
+
+
 def _out(hb: Heartbeat) -> dict[str, Any]:
     url = base_url(router)  # type: ignore[arg-type]
     path = f"/heartbeats/{quote(hb.id)}/ping"
@@ -52,7 +67,7 @@ def _out(hb: Heartbeat) -> dict[str, Any]:
         "last_ping_at": _time(hb.last_ping_at),
         "next_ping_due_by": _time(hb.deadline),
         "missed_at": _time(hb.missed_at),
-        "incident_id": hb.incident_id,
+        "incident_id": _incident_id(hb),
         "created_at": to_iso(hb.created_at),
         "updated_at": to_iso(hb.updated_at),
         "version": hb.version,

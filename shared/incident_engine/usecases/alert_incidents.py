@@ -14,11 +14,13 @@ from typing import Any, Protocol
 
 from incident_engine.domain.alerts import Alert, AlertAction, Integration
 from incident_engine.domain.engine import NewIncident
+from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.keys import dedup_scope
 from incident_engine.domain.lifecycle import TERMINAL
 from incident_engine.domain.model import Incident
 from incident_engine.domain.routing import Rule
 from incident_engine.domain.services import Service
+from incident_engine.observability import logger
 from incident_engine.usecases.incidents import IncidentService
 from incident_engine.usecases.ingest import ACTOR, AlertIncident, ServiceConfig
 from incident_engine.usecases.maintenance import MaintenanceWindows
@@ -126,9 +128,21 @@ class StoreAlertIncidents:
             events=source_events(alert),
             notify=tuple(t.to_dict() for t in new.notify),
         )
-        result = self._incidents.create_incident(
-            incident, new.policy_id, ACTOR[alert.integration], join=False
-        )
+        try:
+            result = self._incidents.create_incident(
+                incident, new.policy_id, ACTOR[alert.integration], join=False
+            )
+        except InvalidInput as exc:
+            if exc.field != "policy_id" or new.policy_id is None:
+                raise
+            # A routing rule or the service names a policy since disabled (or never made): an alert
+            # is never lost for it. Nothing was written (the policy is chosen before the commit), so
+            # open it again on the service's enabled policy, else the best match or the default.
+            logger.warning(
+                "routed policy unusable; using the service's or the default",
+                extra={"policy_id": new.policy_id, "service_id": new.service.id},
+            )
+            result = self._incidents.create_incident(incident, None, ACTOR[alert.integration], join=False)
         return result.incident
 
     def append(self, incident: Incident, alert: Alert) -> Incident:
