@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -15,6 +16,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
+from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.keys import dedup_scope, key_part
 from incident_engine.domain.lifecycle import TERMINAL, Status
 from incident_engine.domain.model import (
@@ -61,6 +63,9 @@ META = "META"
 # A row SNS refuses as malformed is parked after a few tries; one that fails for SNS's own
 # reasons (throttling, an outage) keeps its place for about an hour of reconciler ticks first.
 PARK_AFTER_PERMANENT = 3
+# Up to this many rows are marked sent one conditional update each: a transaction bills each row
+# twice, and a few more calls cost less than the write units they save (bench/calls.py).
+MARK_ONE_BY_ONE = 4
 PARK_AFTER_TRANSIENT = 60
 # DynamoDB cancels or refuses a transaction for these without any condition having failed:
 # another transaction held one of the items, or the table was throttled. Deciding again is safe.
@@ -108,7 +113,8 @@ def _opt_key(at: datetime | None) -> str | None:
 # with a next_cursor instead of walking the whole history.
 FILTER_SCAN_PER_SHARD = 50
 _POSITION = frozenset({"k"})  # incident lists: the created_key of the last entry passed
-_SUB_POSITION = frozenset({"sk"})  # an incident's timeline, escalations, notifications
+_SUB_POSITION = frozenset({"sk"})  # an incident's escalations, notifications
+_EVENT_POSITION = frozenset({"sk", "i"})  # the timeline: an item, and the next event's place in it
 
 T = TypeVar("T")
 
@@ -241,7 +247,14 @@ class IncidentRepository:
                         condition=IdempotencyItem.nonce == nonce,
                     )
                     roles.append("idempotency")
-                for n, event in enumerate(change.events):
+                plain = [e for e in change.events if e.fold is None]
+                if plain:
+                    # The change's events, in order, as one append-only item.
+                    tx.save(
+                        self._change_item(plain, incident.version), condition=TimelineItem.pk.does_not_exist()
+                    )
+                    roles.append("event")
+                for event in change.events:
                     if event.fold is not None:
                         # A run of repeats has one item: the first repeat creates it, the others
                         # replace it with the new count (see RepeatFold).
@@ -250,12 +263,7 @@ class IncidentRepository:
                             self._fold_item(event, event.fold),
                             condition=TimelineItem.pk.does_not_exist() if fresh else TimelineItem.pk.exists(),
                         )
-                    else:
-                        tx.save(
-                            self._event_item(event, incident.version, n),
-                            condition=TimelineItem.pk.does_not_exist(),
-                        )
-                    roles.append("event")
+                        roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
                     roles.append("record")
@@ -527,15 +535,51 @@ class IncidentRepository:
         return True
 
     def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
-        return self._sub_page(
-            TimelineItem,
-            incident_id,
-            "EV#",
-            "timeline",
-            limit,
-            cursor,
-            lambda i: TimelineEvent(i.incident_id, parse_iso(i.at), i.type, i.actor, i.data or {}),
+        """Events one by one, in order, though a change's events share one item: the cursor names
+        the item and the place of the next event inside it."""
+        pk = incident_pk(incident_id)
+        purpose = f"timeline:{incident_id}"
+        position = self._cursors.decode(purpose, cursor, _EVENT_POSITION)
+        skip = 0
+        if position is not None:
+            if not position["sk"].startswith("EV#") or not position["i"].isdigit():
+                raise InvalidInput("cursor", "cursor is not one this list returned")  # cannot be ours
+            skip = int(position["i"])
+        # Every item holds at least one event, so limit + 1 items hold limit + 1 events if there
+        # are that many; the first item (the cursor's own) is read again, from its place.
+        items = list(
+            TimelineItem.query(
+                pk,
+                TimelineItem.sk.between(position["sk"], "EV#\uffff")
+                if position
+                else TimelineItem.sk.startswith("EV#"),
+                limit=limit + 1,
+                page_size=limit + 1,
+            )
         )
+        placed: list[tuple[str, int, TimelineEvent]] = []
+        for item in items:
+            events = self._item_events(item)
+            start = skip if position is not None and item.sk == position["sk"] else 0
+            placed.extend((item.sk, n, events[n]) for n in range(start, len(events)))
+        more = {"sk": placed[limit][0], "i": str(placed[limit][1])} if len(placed) > limit else None
+        return Page([e for _, _, e in placed[:limit]], self._cursors.encode(purpose, more))
+
+    @staticmethod
+    def _item_events(item: TimelineItem) -> list[TimelineEvent]:
+        at = parse_iso(item.at)
+        if item.events is not None:
+            return [
+                TimelineEvent(
+                    item.incident_id,
+                    parse_iso(e["at"]) if "at" in e else at,
+                    e["type"],
+                    e["actor"],
+                    e.get("data") or {},
+                )
+                for e in item.events
+            ]
+        return [TimelineEvent(item.incident_id, at, item.type or "", item.actor or "", item.data or {})]
 
     def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
         return self._sub_page(
@@ -602,8 +646,10 @@ class IncidentRepository:
         return Page([convert(i) for i in items[:limit]], self._cursors.encode(purpose, more))
 
     def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None:
-        """Several rows in one conditional transaction; row by row if any was marked already."""
-        if len(notifications) <= 1:
+        """Few rows: one conditional update each (1 write unit a row, where a transaction bills
+        2); more: conditional transactions of up to 100, row by row if any was marked already.
+        Each row's mark stands alone (conditional on its own status), so either way is exact."""
+        if len(notifications) <= MARK_ONE_BY_ONE:
             for n in notifications:
                 self.mark_sent(n, at)
             return
@@ -968,6 +1014,24 @@ class IncidentRepository:
             data=_jsonable(event.data) or None,
         )
 
+    def _change_item(self, events: list[TimelineEvent], version: int) -> TimelineItem:
+        """A change's events (all at its one instant) as one item; a lone event keeps the
+        single-event layout."""
+        if len(events) == 1:
+            return self._event_item(events[0], version, 0)
+        item = self._event_item(events[0], version, 0)
+        item.type = item.actor = item.data = None
+        item.events = [
+            {
+                "type": e.type,
+                "actor": e.actor,
+                **({"data": d} if (d := _jsonable(e.data)) else {}),
+                **({"at": to_key(e.at)} if e.at != events[0].at else {}),
+            }
+            for e in events
+        ]
+        return item
+
     @staticmethod
     def _fold_item(event: TimelineEvent, fold: RepeatFold) -> TimelineItem:
         # Where the run's first repeat would sort, at a key its later repeats can name again.
@@ -1005,14 +1069,10 @@ class IncidentRepository:
         return OutboxItem(
             incident_pk(n.incident_id),
             f"OUT#{n.dedup_id}",
-            incident_id=n.incident_id,
-            dedup_id=n.dedup_id,
             kind=n.kind,
             recipient=n.recipient,
             channel=n.channel,
-            subject=n.subject,
-            message=n.message,
-            attributes=n.attributes,
+            body=_pack_body(n.subject, n.message, n.attributes),
             level=n.level,
             loop=n.loop,
             status=n.status,
@@ -1031,15 +1091,16 @@ class IncidentRepository:
 
     @staticmethod
     def _to_notification(i: OutboxItem) -> Notification:
+        subject, message, attributes = _unpack_body(i)
         return Notification(
-            incident_id=i.incident_id,
-            dedup_id=i.dedup_id,
+            incident_id=i.pk.removeprefix("INC#"),
+            dedup_id=i.sk.removeprefix("OUT#"),
             kind=i.kind,
             recipient=i.recipient,
             channel=i.channel,
-            subject=i.subject,
-            message=i.message,
-            attributes=dict(i.attributes),
+            subject=subject,
+            message=message,
+            attributes=attributes,
             created_at=parse_iso(i.created_at),
             level=None if i.level is None else int(i.level),
             loop=None if i.loop is None else int(i.loop),
@@ -1051,6 +1112,21 @@ class IncidentRepository:
             last_http_status=None if i.last_http_status is None else int(i.last_http_status),
             due_at=_opt_time(i.due_at),
         )
+
+
+def _pack_body(subject: str, message: str, attributes: dict[str, Any]) -> bytes:
+    """A row's subject, text and attributes as one compressed value (see OutboxItem.body)."""
+    text = json.dumps(
+        {"s": subject, "m": message, "a": attributes}, ensure_ascii=False, separators=(",", ":")
+    )
+    return zlib.compress(text.encode(), 9)
+
+
+def _unpack_body(item: OutboxItem) -> tuple[str, str, dict[str, Any]]:
+    if item.body is None:  # a row from before the packed body
+        return item.subject or "", item.message or "", dict(item.attributes or {})
+    data = json.loads(zlib.decompress(item.body))
+    return str(data["s"]), str(data["m"]), dict(data["a"])
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
