@@ -16,6 +16,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
+from incident_engine.domain.engine import armed_step, repeat_event
 from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.keys import dedup_scope, key_part
 from incident_engine.domain.lifecycle import TERMINAL, Status
@@ -222,6 +223,9 @@ class IncidentRepository:
         # A deterministic token: botocore's own retry of a transaction that already committed
         # is then answered as a success by DynamoDB, not as a failed condition.
         request_token = _request_token(change)
+        if self._incident_only(change):
+            self._put_incident(change, condition)
+            return
         try:
             with TransactWrite(connection=self._connection, client_request_token=request_token) as tx:
                 tx.save(self._to_item(incident, change.nonce), condition=condition)
@@ -256,13 +260,10 @@ class IncidentRepository:
                     roles.append("event")
                 for event in change.events:
                     if event.fold is not None:
-                        # A run of repeats has one item: the first repeat creates it, the others
-                        # replace it with the new count (see RepeatFold).
-                        fresh = event.fold.count == 1
-                        tx.save(
-                            self._fold_item(event, event.fold),
-                            condition=TimelineItem.pk.does_not_exist() if fresh else TimelineItem.pk.exists(),
-                        )
+                        # A closed run of repeats, written once by the change that closed it (see
+                        # RepeatFold); unconditional, so that a run an earlier version stored at
+                        # this key, rewritten on every repeat, gets its final count in place.
+                        tx.save(self._fold_item(event, event.fold))
                         roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
@@ -315,6 +316,36 @@ class IncidentRepository:
                     roles.append("release")
         except TransactWriteError as exc:
             self._raise_commit_error(exc, change, roles)
+
+    @staticmethod
+    def _incident_only(change: Change) -> bool:
+        """A change that writes the incident item and nothing else (a repeated alert)."""
+        incident = change.incident
+        return not (
+            change.events
+            or change.records
+            or change.outbox
+            or change.superseded
+            or change.retired
+            or change.released
+            or (change.dedup_claim and incident.dedup_key)
+            or change.idempotency is not None
+            or (change.release_dedup_key and incident.dedup_key)
+        )
+
+    def _put_incident(self, change: Change, condition: Condition) -> None:
+        """One conditional put: the same guarantee as a one-item transaction, billed once, not twice."""
+        try:
+            self._to_item(change.incident, change.nonce).save(condition=condition)
+        except PutError as exc:
+            code = exc.cause_response_code
+            if code == "ConditionalCheckFailedException":
+                if self._committed(change):
+                    return  # a retry of this very put found its own write
+                raise VersionConflict(change.incident.id) from exc
+            if code in TRANSIENT_ERRORS:
+                raise TransientConflict(change.incident.id) from exc
+            raise
 
     def _raise_commit_error(self, exc: TransactWriteError, change: Change, roles: list[str]) -> None:
         incident = change.incident
@@ -536,7 +567,9 @@ class IncidentRepository:
 
     def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
         """Events one by one, in order, though a change's events share one item: the cursor names
-        the item and the place of the next event inside it."""
+        the item and the place of the next event inside it. The open run of repeated alerts lives
+        on the incident item (see RepeatFold), which sorts right after the timeline: the same
+        Query reads it, and shows the run where its event will be written when it closes."""
         pk = incident_pk(incident_id)
         purpose = f"timeline:{incident_id}"
         position = self._cursors.decode(purpose, cursor, _EVENT_POSITION)
@@ -545,23 +578,37 @@ class IncidentRepository:
             if not position["sk"].startswith("EV#") or not position["i"].isdigit():
                 raise InvalidInput("cursor", "cursor is not one this list returned")  # cannot be ours
             skip = int(position["i"])
+        start = position["sk"] if position else "EV#"
         # Every item holds at least one event, so limit + 1 items hold limit + 1 events if there
-        # are that many; the first item (the cursor's own) is read again, from its place.
-        items = list(
-            TimelineItem.query(
-                pk,
-                TimelineItem.sk.between(position["sk"], "EV#\uffff")
-                if position
-                else TimelineItem.sk.startswith("EV#"),
-                limit=limit + 1,
-                page_size=limit + 1,
-            )
+        # are that many; the cursor's own item is read again, from its place.
+        raw = (
+            TimelineItem._get_connection()
+            .query(pk, range_key_condition=TimelineItem.sk.between(start, META), limit=limit + 1)
+            .get("Items", [])
         )
+        meta = next((r for r in raw if r["sk"]["S"] == META), None)
+        items: dict[str, list[TimelineEvent]] = {
+            r["sk"]["S"]: self._item_events(TimelineItem.from_raw_data(r))
+            for r in raw
+            if r["sk"]["S"] != META
+        }
+        if meta is not None:
+            incident: Incident | None = self._to_incident(IncidentItem.from_raw_data(meta))
+        elif len(raw) > limit:  # the page ends before the incident item: read it for the open run
+            incident = self.get(incident_id)
+        else:
+            incident = None  # no incident item: nothing open
+        run = repeat_event(incident) if incident is not None else None
+        if run is not None and run.fold is not None:
+            sk = _fold_key(run.fold)
+            reached = meta is not None or (bool(items) and sk <= max(items))
+            if sk >= start and reached:
+                items[sk] = [run]  # the live count, also over a run an earlier version stored
         placed: list[tuple[str, int, TimelineEvent]] = []
-        for item in items:
-            events = self._item_events(item)
-            start = skip if position is not None and item.sk == position["sk"] else 0
-            placed.extend((item.sk, n, events[n]) for n in range(start, len(events)))
+        for sk in sorted(items):
+            events = items[sk]
+            first = skip if position is not None and sk == position["sk"] else 0
+            placed.extend((sk, n, events[n]) for n in range(first, len(events)))
         more = {"sk": placed[limit][0], "i": str(placed[limit][1])} if len(placed) > limit else None
         return Page([e for _, _, e in placed[:limit]], self._cursors.encode(purpose, more))
 
@@ -582,6 +629,25 @@ class IncidentRepository:
         return [TimelineEvent(item.incident_id, at, item.type or "", item.actor or "", item.data or {})]
 
     def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
+        """Stored steps in order, then the armed one, which is not stored until it fires or is
+        cancelled: its record is the incident's cursor (see ``armed_step``), read on the last page."""
+        page = self._stored_escalations(incident_id, limit, cursor)
+        if page.next_cursor is not None:
+            return page
+        incident = self.get(incident_id)
+        step = armed_step(incident) if incident is not None else None
+        position = self._cursors.decode(f"escalations:{incident_id}", cursor, _SUB_POSITION)
+        key = f"ESC#{step.seq:06d}" if step is not None else ""
+        if step is None or (position is not None and key <= position["sk"]):
+            return page
+        if any(r.seq == step.seq for r in page.items):
+            return page  # stored pending by an earlier version: the same step
+        if len(page.items) < limit:
+            return Page([*page.items, step], None)
+        more = {"sk": f"ESC#{page.items[-1].seq:06d}"}  # the armed step opens the next page
+        return Page(page.items, self._cursors.encode(f"escalations:{incident_id}", more))
+
+    def _stored_escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
         return self._sub_page(
             EscalationRecordItem,
             incident_id,
@@ -937,6 +1003,7 @@ class IncidentRepository:
                     "first_at": to_key(incident.repeats.first_at),
                     "version": incident.repeats.version,
                     "count": incident.repeats.count,
+                    "actor": incident.repeats.actor,
                 }
                 if incident.repeats
                 else None
@@ -991,7 +1058,12 @@ class IncidentRepository:
             assignees=tuple(routed.get("assignees", ())),
             runbooks=tuple(routed.get("runbooks", ())),
             repeats=(
-                RepeatFold(parse_iso(run["first_at"]), int(run["version"]), int(run["count"]))
+                RepeatFold(
+                    parse_iso(run["first_at"]),
+                    int(run["version"]),
+                    int(run["count"]),
+                    str(run.get("actor") or "alerts"),
+                )
                 if (run := item.repeats)
                 else None
             ),
@@ -1034,11 +1106,9 @@ class IncidentRepository:
 
     @staticmethod
     def _fold_item(event: TimelineEvent, fold: RepeatFold) -> TimelineItem:
-        # Where the run's first repeat would sort, at a key its later repeats can name again.
-        sk = f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
         return TimelineItem(
             incident_pk(event.incident_id),
-            sk,
+            _fold_key(fold),
             incident_id=event.incident_id,
             at=to_key(fold.first_at),
             type=event.type,
@@ -1112,6 +1182,11 @@ class IncidentRepository:
             last_http_status=None if i.last_http_status is None else int(i.last_http_status),
             due_at=_opt_time(i.due_at),
         )
+
+
+def _fold_key(fold: RepeatFold) -> str:
+    """Where a run of repeats sorts: where its first repeat happened, among its changes."""
+    return f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
 
 
 def _pack_body(subject: str, message: str, attributes: dict[str, Any]) -> bytes:
