@@ -65,14 +65,14 @@ def _measure_incidents() -> list[OpCalls]:
     return results
 
 
-def _incident_ops(stack: Any, clock: Any, log: StoredSizeCallLog, meter: IndexWrites, results: list[OpCalls]) -> None:
+def _incident_ops(
+    stack: Any, clock: Any, log: StoredSizeCallLog, meter: IndexWrites, results: list[OpCalls]
+) -> None:
     def record(name: str, floor: int, reason: str) -> None:
         reads, writes = log.units()
         items = sum(c.items_read for c in log.calls)
         results.append(
-            OpCalls(
-                name, dict(log.counts()), log.total(), floor, reason, reads, writes, items, meter.units
-            )
+            OpCalls(name, dict(log.counts()), log.total(), floor, reason, reads, writes, items, meter.units)
         )
 
     def reset() -> None:
@@ -113,9 +113,7 @@ def _incident_ops(stack: Any, clock: Any, log: StoredSizeCallLog, meter: IndexWr
     # A warm deployment: the first create of all makes the link-signing key once, not priced.
     api.ok("POST", "/incidents", {"title": "warm", "severity": "P4"}, expect=201)
     reset()
-    inc = api.ok("POST", "/incidents", {"title": "t", "severity": "P1", "policy_id": one}, expect=201)[
-        "id"
-    ]
+    inc = api.ok("POST", "/incidents", {"title": "t", "severity": "P1", "policy_id": one}, expect=201)["id"]
     record(
         "create incident (policy; level 0 pages 1)",
         5,
@@ -136,9 +134,7 @@ def _incident_ops(stack: Any, clock: Any, log: StoredSizeCallLog, meter: IndexWr
     api.ok("POST", f"/incidents/{inc}/resolve", {})
     record("resolve (2 paged, 2 notices)", 4, "read + 1 transaction + 1 publish per recipient")
 
-    inc5 = api.ok("POST", "/incidents", {"title": "t", "severity": "P1", "policy_id": five}, expect=201)[
-        "id"
-    ]
+    inc5 = api.ok("POST", "/incidents", {"title": "t", "severity": "P1", "policy_id": five}, expect=201)["id"]
     reset()
     api.ok("POST", f"/incidents/{inc5}/escalate", {})
     record("escalate now (5 recipients)", 8, "read + 1 transaction + 5 publishes + 1 timer send")
@@ -155,7 +151,12 @@ def _incident_ops(stack: Any, clock: Any, log: StoredSizeCallLog, meter: IndexWr
 
 # --- one alert in, per ingest path ----------------------------------------------------------------
 
-ALERT_PATHS = ("PagerDuty /v2/enqueue", "Alertmanager webhook", "CloudWatch via SNS", "CloudWatch via EventBridge")
+ALERT_PATHS = (
+    "PagerDuty /v2/enqueue",
+    "Alertmanager webhook",
+    "CloudWatch via SNS",
+    "CloudWatch via EventBridge",
+)
 # The floor per path: the fewest AWS calls a correct design needs (stated, then compared).
 ALERT_FLOORS: dict[tuple[str, str], tuple[int, str]] = {
     ("PagerDuty /v2/enqueue", "new"): (

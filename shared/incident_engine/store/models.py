@@ -2,8 +2,8 @@
 
 Incidents table (single-table):
   INC#<id> / META           the incident and its escalation cursor (list/facet indexes, sparse DueIndex)
-  INC#<id> / EV#<time>#...  timeline events, append-only
-  INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
+  INC#<id> / EV#<time>#...  timeline: one append-only item per change (its events in order)
+  INC#<id> / ESC#<seq>      escalation records, executed | cancelled (the armed one is the cursor)
   INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending, DueIndex
                             while a delayed contact's page is scheduled)
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
