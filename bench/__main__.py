@@ -213,6 +213,7 @@ def main() -> int:
         )
     summary_rows += [
         ["cost per 1,000 incidents (3 levels, ack after 2nd)", f"${total_cost:.4f}", "-", "-", "<= $0.03"],
+        _alert_cost_row(ops),
         [
             f"reconciler pass, {safety.stored:,} incidents + {safety.heartbeats:,} heartbeats stored",
             f"{safety.items_read} items, {safety.read_units:g} RRU",
@@ -332,6 +333,19 @@ def _schedule_row(result: schedules.ScheduleBench) -> list[str]:
         f"{schedule.total}, {schedule.read_units:g} RRU; {result.lookup.fresh_p50_us:.0f} µs",
         f"e-mail target {email.total}, {email.read_units:g} RRU",
         f"+{schedule.total - email.total} calls",
+        "-",
+    ]
+
+
+def _alert_cost_row(ops: list[calls.OpCalls]) -> list[str]:
+    rows = cost.alerts_per_thousand(ops)
+    new = max((r for r in rows if r.kind == "new"), key=lambda r: r.total)
+    repeat = max((r for r in rows if r.kind == "repeat"), key=lambda r: r.total)
+    return [
+        "cost per 1,000 alerts, new / repeat (dearest path)",
+        f"${new.total:.4f} / ${repeat.total:.4f}",
+        f"{new.path} / {repeat.path}",
+        "-",
         "-",
     ]
 

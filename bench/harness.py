@@ -112,6 +112,53 @@ class CallLog:
             call.read_units = sum(_read_units(_item_bytes(i), call.consistent) for i in items)
 
 
+class StoredSizeCallLog(CallLog):
+    """A CallLog that bills updates as DynamoDB does: by the larger of the item before and after
+    the write, read from moto's backend around the call (the request alone holds only the key).
+    Puts are billed by the item sent, as in CallLog."""
+
+    def __init__(self, region: str) -> None:
+        super().__init__()
+        self._region = region
+        self._updates: list[tuple[str, dict[str, Any], int, bool]] = []  # table, key, size before, tx
+
+    def _size(self, table: str, key: dict[str, Any]) -> int:
+        from moto.dynamodb.models import dynamodb_backends
+
+        from local.template import ACCOUNT
+
+        item = dynamodb_backends[ACCOUNT][self._region].get_item(table, key)
+        return 0 if item is None else _item_bytes(item.to_json()["Attributes"])
+
+    def before_parameter_build(self, model: Any, params: dict[str, Any], **kwargs: Any) -> None:
+        super().before_parameter_build(model, params, **kwargs)
+        self._updates = []
+        if model.service_model.service_name != "dynamodb":
+            return
+        if model.name == "UpdateItem":
+            self._updates = [(params["TableName"], params["Key"], 0, False)]
+        elif model.name == "TransactWriteItems":
+            self._updates = [
+                (e["Update"]["TableName"], e["Update"]["Key"], 0, True)
+                for e in params.get("TransactItems", [])
+                if "Update" in e
+            ]
+        self._updates = [(t, k, self._size(t, k), tx) for t, k, _, tx in self._updates]
+
+    def after_call(self, model: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
+        super().after_call(model, parsed, **kwargs)
+        if not self._updates or not self.calls:
+            return
+        call = self.calls[-1]
+        failed = "Error" in parsed or "CancellationReasons" in parsed
+        for table, key, before, tx in self._updates:
+            after = before if failed else self._size(table, key)
+            keyed = max(1, math.ceil(_item_bytes(key) / 1024))  # what CallLog counted for it
+            billed = max(1, math.ceil(max(before, after) / 1024))
+            call.write_units += (billed - keyed) * (2.0 if tx else 1.0)
+        self._updates = []
+
+
 def _read_units(size: int, strongly_consistent: bool) -> float:
     units = max(1, math.ceil(size / 4096))
     return float(units) if strongly_consistent else units / 2

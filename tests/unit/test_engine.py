@@ -41,15 +41,21 @@ def test_level_zero_with_no_delay_fires_inside_the_creating_change() -> None:
     assert change.timer is not None and change.timer.due_at == T0 + timedelta(minutes=3)
     assert change.timer.token == inc.token and inc.due_at == change.timer.due_at
     assert inc.escalation is not None and (inc.escalation.level, inc.escalation.next_level) == (0, 1)
-    # one record per step, each written once: level 0 executed, level 1 pending
-    assert [(r.level, r.status) for r in change.records] == [(0, "executed"), (1, "pending")]
+    # one record per step, written once when it is done: level 0 executed; level 1, armed, is the
+    # incident's cursor until it fires or is cancelled
+    assert [(r.level, r.status) for r in change.records] == [(0, "executed")]
+    armed = engine.armed_step(inc)
+    assert armed is not None and (armed.seq, armed.level, armed.status) == (2, 1, "pending")
+    assert armed.scheduled_at == inc.due_at
 
 
 def test_level_zero_with_a_delay_is_armed_not_fired() -> None:
     change = opened(policy(2))
     assert not change.outbox and change.timer is not None
     assert change.timer.due_at == T0 + timedelta(minutes=2)
-    assert [(r.level, r.status) for r in change.records] == [(0, "pending")]
+    assert change.records == []
+    armed = engine.armed_step(change.incident)
+    assert armed is not None and (armed.seq, armed.level, armed.status) == (1, 0, "pending")
 
 
 def test_fire_advances_cursor_and_token_and_records_dedup_ids() -> None:
@@ -107,18 +113,24 @@ def test_acknowledge_stops_escalation_and_cancels_the_pending_step() -> None:
 def test_repeated_alerts_fold_into_one_event_per_run() -> None:
     alert = {"integration": "pagerduty", "action": "trigger", "summary": "5xx", "source_severity": "critical"}
     inc = opened(None).incident
-    # Each repeat rewrites the run's one event: same key (first_at, opening version), count + 1
+    # Each repeat counts on the incident alone: no event appended, the run (first_at, opening
+    # version) counted + 1, so the store writes it as one conditional put
     first = engine.append_alert(inc, alert, "5xx", "pagerduty", T0 + timedelta(seconds=1))
     second = engine.append_alert(first.incident, alert, "5xx", "pagerduty", T0 + timedelta(seconds=2))
+    assert first.events == [] and second.events == [] and second.records == [] and second.outbox == []
     run = second.incident.repeats
     assert run is not None and (run.first_at, run.version, run.count) == (T0 + timedelta(seconds=1), 2, 2)
-    [event] = second.events
-    assert event.fold == run and event.at == run.first_at and event.type == "alert_repeated"
+    # The open run reads as one event, from the incident item
+    event = engine.repeat_event(second.incident)
+    assert event is not None and event.fold == run and event.at == run.first_at
+    assert event.type == "alert_repeated" and event.actor == "pagerduty"
     assert event.data["count"] == 2 and event.data["alert_count"] == 3
-    assert event.data["last_at"] == "2026-11-22T07:00:02.000Z"
-    # Any other change ends the run; the next repeat opens a new one
-    acked = engine.acknowledge(second.incident, "bob", T0 + timedelta(seconds=3)).incident
-    assert acked.repeats is None
+    assert event.data["last_at"] == "2026-11-22T07:00:02.000Z" and event.data["summary"] == "5xx"
+    # Any other change ends the run and writes its event, unchanged, in the same change
+    ack = engine.acknowledge(second.incident, "bob", T0 + timedelta(seconds=3))
+    acked = ack.incident
+    assert acked.repeats is None and engine.repeat_event(acked) is None
+    assert [e.type for e in ack.events] == ["acknowledged", "alert_repeated"] and ack.events[1] == event
     again = engine.append_alert(acked, alert, "5xx", "pagerduty", T0 + timedelta(seconds=4))
     assert again.incident.repeats is not None and again.incident.repeats.count == 1
     assert again.incident.repeats.version == acked.version + 1
@@ -153,7 +165,9 @@ def test_escalate_after_acknowledge_goes_to_the_next_level() -> None:
     change = engine.escalate(inc, "bob", T0, None, BASE)
     assert change.incident.status is Status.ESCALATING
     assert [n.level for n in change.outbox] == [1]
-    assert [(r.level, r.status) for r in change.records] == [(1, "executed"), (2, "pending")]
+    assert [(r.level, r.status) for r in change.records] == [(1, "executed")]
+    armed = engine.armed_step(change.incident)
+    assert armed is not None and (armed.level, armed.status) == (2, "pending")
 
 
 def test_escalate_an_open_incident_needs_a_policy() -> None:

@@ -118,7 +118,12 @@ class _Builder:
 
     def done(self) -> Change:
         if any(e.fold is None for e in self.change.events):
-            self.set(repeats=None)  # anything else happened: the next repeat starts a new run
+            # Anything else happened: the open run of repeats closes, its event goes on the
+            # timeline in this change, and the next repeat starts a new run.
+            closed = repeat_event(self.incident)
+            if closed is not None:
+                self.change.events.append(closed)
+            self.set(repeats=None)
         self.change.incident = replace(
             self.incident, updated_at=self.now, version=(self.change.expected_version or 0) + 1
         )
@@ -134,27 +139,14 @@ class _Builder:
         return Policy.from_snapshot(self.cursor().policy)
 
     def pending_record(self, status: str) -> EscalationRecord | None:
-        cur = self.incident.escalation
-        if cur is None or cur.pending_seq is None or cur.next_level is None or self.incident.due_at is None:
-            return None
-        level = self.policy().levels[cur.next_level]
-        return EscalationRecord(
-            incident_id=self.incident.id,
-            seq=cur.pending_seq,
-            level=cur.next_level,
-            loop=cur.next_loop,
-            status=status,
-            scheduled_at=self.incident.due_at,
-            targets=tuple(t.to_dict() for t in level.targets),
-            executed_at=self.now if status == "executed" else None,
-            cancelled_at=self.now if status == "cancelled" else None,
-        )
+        return armed_step(self.incident, status, self.now)
 
     def arm(self, level: int, loop: int, due: datetime) -> None:
+        # The armed step is the cursor itself (next level, loop, due time, record number): its
+        # record is written once, when it fires or is cancelled; until then the escalations list
+        # shows it from the incident item (see ``armed_step``).
         cur = self.cursor()
         seq = cur.record_seq + 1
-        targets = tuple(t.to_dict() for t in self.policy().levels[level].targets)
-        self.put_record(EscalationRecord(self.incident.id, seq, level, loop, "pending", due, targets))
         token = new_token()
         self.set(
             escalation=replace(cur, next_level=level, next_loop=loop, record_seq=seq),
@@ -631,19 +623,50 @@ def append_alert(incident: Incident, alert: dict[str, Any], summary: str, by: st
     b = _Builder(incident, incident.version, now, by, None)
     total = max(incident.alert_count, 1) + 1
     run = incident.repeats
-    # Folded (see RepeatFold): the run's one event is rewritten, not a new one appended.
-    run = RepeatFold(now, incident.version + 1, 1) if run is None else replace(run, count=run.count + 1)
+    # Folded (see RepeatFold): the open run is counted on the incident item, no event appended.
+    run = RepeatFold(now, incident.version + 1, 1, by) if run is None else replace(run, count=run.count + 1)
     b.set(alert_count=total, last_seen_at=now, latest_alert=alert, repeats=run)
+    return b.done()
+
+
+def armed_step(
+    incident: Incident, status: str = "pending", now: datetime | None = None
+) -> EscalationRecord | None:
+    """The escalation step armed on the incident, as its record would be with ``status``: pending
+    while it waits (not stored: the incident's cursor is its record), executed or cancelled ``now``."""
+    cur = incident.escalation
+    if cur is None or cur.pending_seq is None or cur.next_level is None or incident.due_at is None:
+        return None
+    level = Policy.from_snapshot(cur.policy).levels[cur.next_level]
+    return EscalationRecord(
+        incident_id=incident.id,
+        seq=cur.pending_seq,
+        level=cur.next_level,
+        loop=cur.next_loop,
+        status=status,
+        scheduled_at=incident.due_at,
+        targets=tuple(t.to_dict() for t in level.targets),
+        executed_at=now if status == "executed" else None,
+        cancelled_at=now if status == "cancelled" else None,
+    )
+
+
+def repeat_event(incident: Incident) -> TimelineEvent | None:
+    """The open run of repeated alerts as its one timeline event, from the incident item alone:
+    how many, first and last time, the latest alert. None when no run is open."""
+    run = incident.repeats
+    if run is None:
+        return None
+    alert = incident.latest_alert or {}
     data = {
         "count": run.count,
-        "alert_count": total,
+        "alert_count": incident.alert_count,
         "first_at": to_iso(run.first_at),  # as the API shows times (the event's own `at` is first_at)
-        "last_at": to_iso(now),
-        "summary": summary,
+        "last_at": to_iso(incident.last_seen_at or run.first_at),
+        "summary": alert.get("summary"),
         **{k: alert.get(k) for k in ("integration", "action", "source_severity")},
     }
-    b.change.events.append(TimelineEvent(incident.id, run.first_at, "alert_repeated", by, data, fold=run))
-    return b.done()
+    return TimelineEvent(incident.id, run.first_at, "alert_repeated", run.actor, data, fold=run)
 
 
 def acknowledge(incident: Incident, by: str, now: datetime) -> Change:

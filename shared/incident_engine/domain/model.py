@@ -63,11 +63,14 @@ class RepeatFold:
     grows neither the timeline nor the item. Any other change closes the run; the next repeat
     opens a new one after it. What is kept of a run: how many, the first and last time, and the
     last alert (its payload also on the incident as ``latest_alert``); the repeats in between
-    are counted, not stored one by one."""
+    are counted, not stored one by one. While the run is open it lives on the incident item only
+    (a repeat is then one conditional write, see ``engine.repeat_event``); the change that
+    closes it writes its event to the timeline."""
 
     first_at: datetime
     version: int  # the incident version the opening change made: with first_at, names the event
     count: int
+    actor: str = "alerts"  # who sent the run's alerts (the integration), the event's actor
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,8 @@ class TimelineEvent:
     type: str
     actor: str
     data: dict[str, Any] = field(default_factory=dict)
-    # Set on a folded run of repeats: the store writes it at the run's one key, replacing the
-    # previous count (in the same transaction as the incident's version), never beside it.
+    # Set on a folded run of repeats: the store writes it at the run's one key, once, when the
+    # run closes (in the closing change's transaction); while open the incident item holds it.
     fold: RepeatFold | None = None
 
 

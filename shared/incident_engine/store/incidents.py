@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -15,6 +16,8 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
+from incident_engine.domain.engine import armed_step, repeat_event
+from incident_engine.domain.errors import InvalidInput
 from incident_engine.domain.keys import dedup_scope, key_part
 from incident_engine.domain.lifecycle import TERMINAL, Status
 from incident_engine.domain.model import (
@@ -61,6 +64,9 @@ META = "META"
 # A row SNS refuses as malformed is parked after a few tries; one that fails for SNS's own
 # reasons (throttling, an outage) keeps its place for about an hour of reconciler ticks first.
 PARK_AFTER_PERMANENT = 3
+# Up to this many rows are marked sent one conditional update each: a transaction bills each row
+# twice, and a few more calls cost less than the write units they save (bench/calls.py).
+MARK_ONE_BY_ONE = 4
 PARK_AFTER_TRANSIENT = 60
 # DynamoDB cancels or refuses a transaction for these without any condition having failed:
 # another transaction held one of the items, or the table was throttled. Deciding again is safe.
@@ -108,7 +114,8 @@ def _opt_key(at: datetime | None) -> str | None:
 # with a next_cursor instead of walking the whole history.
 FILTER_SCAN_PER_SHARD = 50
 _POSITION = frozenset({"k"})  # incident lists: the created_key of the last entry passed
-_SUB_POSITION = frozenset({"sk"})  # an incident's timeline, escalations, notifications
+_SUB_POSITION = frozenset({"sk"})  # an incident's escalations, notifications
+_EVENT_POSITION = frozenset({"sk", "i"})  # the timeline: an item, and the next event's place in it
 
 T = TypeVar("T")
 
@@ -216,6 +223,9 @@ class IncidentRepository:
         # A deterministic token: botocore's own retry of a transaction that already committed
         # is then answered as a success by DynamoDB, not as a failed condition.
         request_token = _request_token(change)
+        if self._incident_only(change):
+            self._put_incident(change, condition)
+            return
         try:
             with TransactWrite(connection=self._connection, client_request_token=request_token) as tx:
                 tx.save(self._to_item(incident, change.nonce), condition=condition)
@@ -241,21 +251,20 @@ class IncidentRepository:
                         condition=IdempotencyItem.nonce == nonce,
                     )
                     roles.append("idempotency")
-                for n, event in enumerate(change.events):
-                    if event.fold is not None:
-                        # A run of repeats has one item: the first repeat creates it, the others
-                        # replace it with the new count (see RepeatFold).
-                        fresh = event.fold.count == 1
-                        tx.save(
-                            self._fold_item(event, event.fold),
-                            condition=TimelineItem.pk.does_not_exist() if fresh else TimelineItem.pk.exists(),
-                        )
-                    else:
-                        tx.save(
-                            self._event_item(event, incident.version, n),
-                            condition=TimelineItem.pk.does_not_exist(),
-                        )
+                plain = [e for e in change.events if e.fold is None]
+                if plain:
+                    # The change's events, in order, as one append-only item.
+                    tx.save(
+                        self._change_item(plain, incident.version), condition=TimelineItem.pk.does_not_exist()
+                    )
                     roles.append("event")
+                for event in change.events:
+                    if event.fold is not None:
+                        # A closed run of repeats, written once by the change that closed it (see
+                        # RepeatFold); unconditional, so that a run an earlier version stored at
+                        # this key, rewritten on every repeat, gets its final count in place.
+                        tx.save(self._fold_item(event, event.fold))
+                        roles.append("event")
                 for record in change.records:
                     tx.save(self._record_item(record))
                     roles.append("record")
@@ -307,6 +316,36 @@ class IncidentRepository:
                     roles.append("release")
         except TransactWriteError as exc:
             self._raise_commit_error(exc, change, roles)
+
+    @staticmethod
+    def _incident_only(change: Change) -> bool:
+        """A change that writes the incident item and nothing else (a repeated alert)."""
+        incident = change.incident
+        return not (
+            change.events
+            or change.records
+            or change.outbox
+            or change.superseded
+            or change.retired
+            or change.released
+            or (change.dedup_claim and incident.dedup_key)
+            or change.idempotency is not None
+            or (change.release_dedup_key and incident.dedup_key)
+        )
+
+    def _put_incident(self, change: Change, condition: Condition) -> None:
+        """One conditional put: the same guarantee as a one-item transaction, billed once, not twice."""
+        try:
+            self._to_item(change.incident, change.nonce).save(condition=condition)
+        except PutError as exc:
+            code = exc.cause_response_code
+            if code == "ConditionalCheckFailedException":
+                if self._committed(change):
+                    return  # a retry of this very put found its own write
+                raise VersionConflict(change.incident.id) from exc
+            if code in TRANSIENT_ERRORS:
+                raise TransientConflict(change.incident.id) from exc
+            raise
 
     def _raise_commit_error(self, exc: TransactWriteError, change: Change, roles: list[str]) -> None:
         incident = change.incident
@@ -527,17 +566,88 @@ class IncidentRepository:
         return True
 
     def timeline(self, incident_id: str, limit: int, cursor: str | None) -> Page[TimelineEvent]:
-        return self._sub_page(
-            TimelineItem,
-            incident_id,
-            "EV#",
-            "timeline",
-            limit,
-            cursor,
-            lambda i: TimelineEvent(i.incident_id, parse_iso(i.at), i.type, i.actor, i.data or {}),
+        """Events one by one, in order, though a change's events share one item: the cursor names
+        the item and the place of the next event inside it. The open run of repeated alerts lives
+        on the incident item (see RepeatFold), which sorts right after the timeline: the same
+        Query reads it, and shows the run where its event will be written when it closes."""
+        pk = incident_pk(incident_id)
+        purpose = f"timeline:{incident_id}"
+        position = self._cursors.decode(purpose, cursor, _EVENT_POSITION)
+        skip = 0
+        if position is not None:
+            if not position["sk"].startswith("EV#") or not position["i"].isdigit():
+                raise InvalidInput("cursor", "cursor is not one this list returned")  # cannot be ours
+            skip = int(position["i"])
+        start = position["sk"] if position else "EV#"
+        # Every item holds at least one event, so limit + 1 items hold limit + 1 events if there
+        # are that many; the cursor's own item is read again, from its place.
+        raw = (
+            TimelineItem._get_connection()
+            .query(pk, range_key_condition=TimelineItem.sk.between(start, META), limit=limit + 1)
+            .get("Items", [])
         )
+        meta = next((r for r in raw if r["sk"]["S"] == META), None)
+        items: dict[str, list[TimelineEvent]] = {
+            r["sk"]["S"]: self._item_events(TimelineItem.from_raw_data(r))
+            for r in raw
+            if r["sk"]["S"] != META
+        }
+        if meta is not None:
+            incident: Incident | None = self._to_incident(IncidentItem.from_raw_data(meta))
+        elif len(raw) > limit:  # the page ends before the incident item: read it for the open run
+            incident = self.get(incident_id)
+        else:
+            incident = None  # no incident item: nothing open
+        run = repeat_event(incident) if incident is not None else None
+        if run is not None and run.fold is not None:
+            sk = _fold_key(run.fold)
+            reached = meta is not None or (bool(items) and sk <= max(items))
+            if sk >= start and reached:
+                items[sk] = [run]  # the live count, also over a run an earlier version stored
+        placed: list[tuple[str, int, TimelineEvent]] = []
+        for sk in sorted(items):
+            events = items[sk]
+            first = skip if position is not None and sk == position["sk"] else 0
+            placed.extend((sk, n, events[n]) for n in range(first, len(events)))
+        more = {"sk": placed[limit][0], "i": str(placed[limit][1])} if len(placed) > limit else None
+        return Page([e for _, _, e in placed[:limit]], self._cursors.encode(purpose, more))
+
+    @staticmethod
+    def _item_events(item: TimelineItem) -> list[TimelineEvent]:
+        at = parse_iso(item.at)
+        if item.events is not None:
+            return [
+                TimelineEvent(
+                    item.incident_id,
+                    parse_iso(e["at"]) if "at" in e else at,
+                    e["type"],
+                    e["actor"],
+                    e.get("data") or {},
+                )
+                for e in item.events
+            ]
+        return [TimelineEvent(item.incident_id, at, item.type or "", item.actor or "", item.data or {})]
 
     def escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
+        """Stored steps in order, then the armed one, which is not stored until it fires or is
+        cancelled: its record is the incident's cursor (see ``armed_step``), read on the last page."""
+        page = self._stored_escalations(incident_id, limit, cursor)
+        if page.next_cursor is not None:
+            return page
+        incident = self.get(incident_id)
+        step = armed_step(incident) if incident is not None else None
+        position = self._cursors.decode(f"escalations:{incident_id}", cursor, _SUB_POSITION)
+        key = f"ESC#{step.seq:06d}" if step is not None else ""
+        if step is None or (position is not None and key <= position["sk"]):
+            return page
+        if any(r.seq == step.seq for r in page.items):
+            return page  # stored pending by an earlier version: the same step
+        if len(page.items) < limit:
+            return Page([*page.items, step], None)
+        more = {"sk": f"ESC#{page.items[-1].seq:06d}"}  # the armed step opens the next page
+        return Page(page.items, self._cursors.encode(f"escalations:{incident_id}", more))
+
+    def _stored_escalations(self, incident_id: str, limit: int, cursor: str | None) -> Page[EscalationRecord]:
         return self._sub_page(
             EscalationRecordItem,
             incident_id,
@@ -602,8 +712,10 @@ class IncidentRepository:
         return Page([convert(i) for i in items[:limit]], self._cursors.encode(purpose, more))
 
     def mark_all_sent(self, notifications: list[Notification], at: datetime) -> None:
-        """Several rows in one conditional transaction; row by row if any was marked already."""
-        if len(notifications) <= 1:
+        """Few rows: one conditional update each (1 write unit a row, where a transaction bills
+        2); more: conditional transactions of up to 100, row by row if any was marked already.
+        Each row's mark stands alone (conditional on its own status), so either way is exact."""
+        if len(notifications) <= MARK_ONE_BY_ONE:
             for n in notifications:
                 self.mark_sent(n, at)
             return
@@ -891,6 +1003,7 @@ class IncidentRepository:
                     "first_at": to_key(incident.repeats.first_at),
                     "version": incident.repeats.version,
                     "count": incident.repeats.count,
+                    "actor": incident.repeats.actor,
                 }
                 if incident.repeats
                 else None
@@ -945,7 +1058,12 @@ class IncidentRepository:
             assignees=tuple(routed.get("assignees", ())),
             runbooks=tuple(routed.get("runbooks", ())),
             repeats=(
-                RepeatFold(parse_iso(run["first_at"]), int(run["version"]), int(run["count"]))
+                RepeatFold(
+                    parse_iso(run["first_at"]),
+                    int(run["version"]),
+                    int(run["count"]),
+                    str(run.get("actor") or "alerts"),
+                )
                 if (run := item.repeats)
                 else None
             ),
@@ -968,13 +1086,29 @@ class IncidentRepository:
             data=_jsonable(event.data) or None,
         )
 
+    def _change_item(self, events: list[TimelineEvent], version: int) -> TimelineItem:
+        """A change's events (all at its one instant) as one item; a lone event keeps the
+        single-event layout."""
+        if len(events) == 1:
+            return self._event_item(events[0], version, 0)
+        item = self._event_item(events[0], version, 0)
+        item.type = item.actor = item.data = None
+        item.events = [
+            {
+                "type": e.type,
+                "actor": e.actor,
+                **({"data": d} if (d := _jsonable(e.data)) else {}),
+                **({"at": to_key(e.at)} if e.at != events[0].at else {}),
+            }
+            for e in events
+        ]
+        return item
+
     @staticmethod
     def _fold_item(event: TimelineEvent, fold: RepeatFold) -> TimelineItem:
-        # Where the run's first repeat would sort, at a key its later repeats can name again.
-        sk = f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
         return TimelineItem(
             incident_pk(event.incident_id),
-            sk,
+            _fold_key(fold),
             incident_id=event.incident_id,
             at=to_key(fold.first_at),
             type=event.type,
@@ -1005,14 +1139,10 @@ class IncidentRepository:
         return OutboxItem(
             incident_pk(n.incident_id),
             f"OUT#{n.dedup_id}",
-            incident_id=n.incident_id,
-            dedup_id=n.dedup_id,
             kind=n.kind,
             recipient=n.recipient,
             channel=n.channel,
-            subject=n.subject,
-            message=n.message,
-            attributes=n.attributes,
+            body=_pack_body(n.subject, n.message, n.attributes),
             level=n.level,
             loop=n.loop,
             status=n.status,
@@ -1031,15 +1161,16 @@ class IncidentRepository:
 
     @staticmethod
     def _to_notification(i: OutboxItem) -> Notification:
+        subject, message, attributes = _unpack_body(i)
         return Notification(
-            incident_id=i.incident_id,
-            dedup_id=i.dedup_id,
+            incident_id=i.pk.removeprefix("INC#"),
+            dedup_id=i.sk.removeprefix("OUT#"),
             kind=i.kind,
             recipient=i.recipient,
             channel=i.channel,
-            subject=i.subject,
-            message=i.message,
-            attributes=dict(i.attributes),
+            subject=subject,
+            message=message,
+            attributes=attributes,
             created_at=parse_iso(i.created_at),
             level=None if i.level is None else int(i.level),
             loop=None if i.loop is None else int(i.loop),
@@ -1051,6 +1182,26 @@ class IncidentRepository:
             last_http_status=None if i.last_http_status is None else int(i.last_http_status),
             due_at=_opt_time(i.due_at),
         )
+
+
+def _fold_key(fold: RepeatFold) -> str:
+    """Where a run of repeats sorts: where its first repeat happened, among its changes."""
+    return f"EV#{to_key(fold.first_at)}#{fold.version:09d}#000#repeats"
+
+
+def _pack_body(subject: str, message: str, attributes: dict[str, Any]) -> bytes:
+    """A row's subject, text and attributes as one compressed value (see OutboxItem.body)."""
+    text = json.dumps(
+        {"s": subject, "m": message, "a": attributes}, ensure_ascii=False, separators=(",", ":")
+    )
+    return zlib.compress(text.encode(), 9)
+
+
+def _unpack_body(item: OutboxItem) -> tuple[str, str, dict[str, Any]]:
+    if item.body is None:  # a row from before the packed body
+        return item.subject or "", item.message or "", dict(item.attributes or {})
+    data = json.loads(zlib.decompress(item.body))
+    return str(data["s"]), str(data["m"]), dict(data["a"])
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

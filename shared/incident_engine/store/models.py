@@ -2,8 +2,8 @@
 
 Incidents table (single-table):
   INC#<id> / META           the incident and its escalation cursor (list/facet indexes, sparse DueIndex)
-  INC#<id> / EV#<time>#...  timeline events, append-only
-  INC#<id> / ESC#<seq>      escalation records (pending -> executed | cancelled)
+  INC#<id> / EV#<time>#...  timeline: one append-only item per change (its events in order)
+  INC#<id> / ESC#<seq>      escalation records, executed | cancelled (the armed one is the cursor)
   INC#<id> / OUT#<dedup>    notification outbox rows (sparse PendingIndex while pending, DueIndex
                             while a delayed contact's page is scheduled)
   COUNTER#<yyyymmdd> / COUNTER   per-day incident number
@@ -40,6 +40,7 @@ import zlib
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     DiscriminatorAttribute,
     JSONAttribute,
@@ -206,11 +207,17 @@ class IncidentItem(_IncidentsTable):
 
 
 class TimelineItem(_IncidentsTable):
+    """One change's timeline: a single event as type/actor/data, or, when the change recorded
+    several, all of them in order under ``events`` (each {type, actor, data?}), written once and
+    never changed. One item per change rather than per event: each item of a transaction costs
+    two write units per started KB, and a change's events are a few hundred bytes together."""
+
     incident_id = UnicodeAttribute()
     at = UnicodeAttribute()
-    type = UnicodeAttribute()
-    actor = UnicodeAttribute()
+    type = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
     data = JSONText(null=True)
+    events = JSONText(null=True)
 
 
 class EscalationRecordItem(_IncidentsTable):
@@ -227,14 +234,20 @@ class EscalationRecordItem(_IncidentsTable):
 
 
 class OutboxItem(_IncidentsTable):
-    incident_id = UnicodeAttribute()
-    dedup_id = UnicodeAttribute()
+    # The incident id and dedup id are the key's (pk INC#<id>, sk OUT#<dedup id>); rows written
+    # before ``body`` existed also carry them, their subject, message and attributes as columns.
+    incident_id = UnicodeAttribute(null=True)
+    dedup_id = UnicodeAttribute(null=True)
     kind = UnicodeAttribute()
     recipient = UnicodeAttribute()
     channel = UnicodeAttribute()
-    subject = UnicodeAttribute()
-    message = UnicodeAttribute()
-    attributes = JSONText()
+    subject = UnicodeAttribute(null=True)
+    # The page's subject, text and SNS attributes, zlib-compressed together: a rendered page is
+    # about 1.6 KB of template text, and every started KB of a row costs a write unit, twice in a
+    # transaction (docs/storage.md).
+    body = BinaryAttribute(null=True, legacy_encoding=False)
+    message = UnicodeAttribute(null=True)
+    attributes = JSONText(null=True)
     level = NumberAttribute(null=True)
     loop = NumberAttribute(null=True)
     # pending | sent | superseded | parked; webhooks then delivered | retrying | failed;
