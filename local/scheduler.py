@@ -48,16 +48,22 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     name = spec.logical_id.removesuffix("Function").lower()
+    # LOCAL_SCHEDULER_TRACE=1: a line per pass with its start and end (UTC), so a soak can judge
+    # lateness in passes of the reconciler rather than in seconds a loaded machine stretches.
+    trace = os.environ.get("LOCAL_SCHEDULER_TRACE") == "1"
     next_tick = time.monotonic()
     while not STOP.is_set():
         # At a fixed rate, as a schedule is: a slow run does not push the next one later.
         next_tick += every
+        started = time.time()
         try:
             report = invoke(spec, scheduled_event(spec))
             if isinstance(report, dict) and any(report.values()):
                 print(f"[{name}] {json.dumps(report)}", flush=True)
         except Exception as exc:  # the emulator going away at shutdown, say; the next tick retries
             print(f"[{name}] error: {exc!r}", flush=True)
+        if trace:
+            print(f"[{name}] pass {started:.3f} {time.time():.3f}", flush=True)
         next_tick = max(next_tick, time.monotonic())  # a run longer than the rate: no catch-up burst
         STOP.wait(next_tick - time.monotonic())
     return 0

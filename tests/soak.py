@@ -6,7 +6,9 @@ escalation worker process is killed (SIGKILL) and restarted by the stack, then e
 It reports, and fails (exit 1) unless: no level lost (every due step executed, every page row
 sent, and SNS delivered each one), none doubled (one dedup id per recipient per step, whatever the
 redeliveries), none fired after its incident was acknowledged, and every level within the
-reconciler's bound of its due time (its interval plus its grace, plus the pace of this machine).
+reconciler's bound of its due time: executed before PASSES_ALLOWED reconciler passes had begun after its
+due time plus the grace and ended (the first such pass re-arms a lost timer; the count is in passes,
+not seconds, so a loaded machine, which slows the reconciler and the worker alike, cannot break it).
 `make soak` runs it; tests/e2e/test_soak.py runs a short one.
 """
 
@@ -31,7 +33,7 @@ from local.process import LocalStackProcess, TopicTap, wait_for
 TOKEN = "soak-admin-token"
 RECONCILE_SECONDS = 5
 GRACE_SECONDS = 5
-SLACK_SECONDS = 10  # this machine's pace: a poll, a cold container, a loaded CPU
+PASSES_ALLOWED = 3  # the pass that re-arms a lost timer, then two more for the worker to take it
 LEVELS = (0, 0.05, 0.05)  # minutes: level 0 at once, then 3 s and 3 s more
 
 
@@ -78,14 +80,14 @@ class Figures:
         return f"soak: FAIL ({', '.join(why)})"
 
     def report(self) -> str:
-        bound = RECONCILE_SECONDS + GRACE_SECONDS + SLACK_SECONDS
+        bound = f"{PASSES_ALLOWED} reconciler passes after due + {GRACE_SECONDS} s"
         lines = [
             f"soak: {self.incidents} incidents opened, {self.alerts} alerts sent, {self.acks} acknowledged, "
             f"worker killed {self.kills} times",
             f"  steps executed {self.steps_executed}, pages sent {self.pages_sent}, SNS deliveries "
             f"{self.deliveries} ({self.redeliveries} repeats of a dedup id)",
             f"  lost {len(self.lost)}, doubled {len(self.doubled)}, fired after ack {len(self.after_ack)}, "
-            f"beyond the bound ({bound} s) {len(self.late)}; "
+            f"beyond the bound ({bound}) {len(self.late)}; "
             f"latest level {self.max_lateness:.1f} s after due",
         ]
         for name in ("lost", "doubled", "after_ack", "late", "errors"):
@@ -141,6 +143,7 @@ def soak(
         "RECONCILE_SECONDS": str(RECONCILE_SECONDS),
         "RECONCILE_GRACE_SECONDS": str(GRACE_SECONDS),
         "LOCAL_SNS_TAP": "0",
+        "LOCAL_SCHEDULER_TRACE": "1",  # each reconciler pass's start and end, for the bound
     }
     with LocalStackProcess(TOKEN, log, env) as stack:
         assert stack.process is not None
@@ -243,7 +246,9 @@ def soak(
         delivered = Counter(attrs.get("dedup_id") for _, _, attrs in tap.seen if attrs.get("kind") == "page")
         figures.deliveries = sum(delivered.values())
         figures.redeliveries = sum(c - 1 for c in delivered.values())
-        bound = RECONCILE_SECONDS + GRACE_SECONDS + SLACK_SECONDS
+        passes = reconciler_passes(log)
+        if not passes:
+            figures.errors.append("no reconciler pass was traced in the stack's log")
         for incident_id in opened:
             steps = _all(stack, f"/incidents/{incident_id}/escalations")
             rows = [r for r in _all(stack, f"/incidents/{incident_id}/notifications") if r["kind"] == "page"]
@@ -268,13 +273,34 @@ def soak(
                 if step["status"] != "executed" or not step.get("executed_at"):
                     continue
                 figures.steps_executed += 1
-                lateness = (_iso(step["executed_at"]) - _iso(step["scheduled_at"])).total_seconds()
+                due, executed = _iso(step["scheduled_at"]), _iso(step["executed_at"])
+                lateness = (executed - due).total_seconds()
                 figures.max_lateness = max(figures.max_lateness, lateness)
-                if lateness > bound:
-                    figures.late.append(f"{incident_id} level {step['level']} {lateness:.1f} s after due")
+                missed = passes_missed(passes, due.timestamp() + GRACE_SECONDS, executed.timestamp())
+                if missed >= PASSES_ALLOWED:
+                    figures.late.append(
+                        f"{incident_id} level {step['level']} {lateness:.1f} s after due, "
+                        f"{missed} reconciler passes after its grace"
+                    )
                 if ack_at and _iso(step["executed_at"]) > _iso(ack_at):
                     figures.after_ack.append(f"{incident_id} level {step['level']} fired after the ack")
     return figures
+
+
+def reconciler_passes(log: Path) -> list[tuple[float, float]]:
+    """(start, end) of every reconciler pass, from the lines LOCAL_SCHEDULER_TRACE makes it log."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("[reconciler] pass "):
+            start, end = line.split()[2:4]
+            out.append((float(start), float(end)))
+    return out
+
+
+def passes_missed(passes: list[tuple[float, float]], repairable_at: float, executed_at: float) -> int:
+    """How many whole reconciler passes began once the level could be repaired and ended before it
+    executed: each was a chance to re-arm it that did not make it fire."""
+    return sum(1 for start, end in passes if start >= repairable_at and end <= executed_at)
 
 
 def _sent_pages(stack: LocalStackProcess, opened: list[str]) -> int:
