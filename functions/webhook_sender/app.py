@@ -14,7 +14,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from incident_engine.observability import logger, metrics
 from incident_engine.wiring import services
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A receiver that is down fails every record of a batch: that is the customer's endpoint, not this
+# function, so it is reported per record (retried, then the DLQ and its alarm) and not raised as an
+# invocation error, which would put WebhookSenderErrorsAlarm in ALARM for someone else's outage.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class NotDelivered(Exception):

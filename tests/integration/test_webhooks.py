@@ -225,6 +225,16 @@ def test_the_sample_event_drives_the_sender(aws: LocalStack) -> None:
     assert answer == {"batchItemFailures": [{"itemIdentifier": "7d2c9e10-4b3a-4c1d-8e2f-000000000002"}]}
 
 
+def test_a_batch_every_record_of_which_fails_is_reported_not_raised(aws: LocalStack) -> None:
+    # Given a batch of only the sample's bad record (a receiver down fails every record alike)
+    event = load_event("sqs_webhook_batch.json")
+    event["Records"] = event["Records"][1:]
+    # When the sender handles it, Then it answers the failure per record: no invocation error, so
+    # WebhookSenderErrorsAlarm stays for the sender's own faults (the DLQ alarm sees the rest)
+    answer = invoke(aws.function("WebhookSenderFunction"), event)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "7d2c9e10-4b3a-4c1d-8e2f-000000000002"}]}
+
+
 def test_a_persons_own_webhook_and_slack_contact_methods_are_delivered(
     api: Api, aws: LocalStack, receiver: Receiver
 ) -> None:
