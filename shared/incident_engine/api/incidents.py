@@ -32,6 +32,7 @@ from incident_engine.api.schemas import (
 from incident_engine.domain.engine import NewIncident
 from incident_engine.domain.errors import InvalidInput, NotFound
 from incident_engine.domain.severity import Severity
+from incident_engine.observability import logger
 from incident_engine.usecases.incidents import IdempotencyRequest, IncidentService
 from incident_engine.usecases.ports import IncidentFilter
 from incident_engine.wiring import services
@@ -88,6 +89,13 @@ def create_incident(body: IncidentCreate) -> Response[IncidentOut]:
         dedup_key=body.dedup_key,
     )
     new, policy_id = services().routing_rules().route_api_create(new, body.policy_id)
+    if body.policy_id is None and policy_id is not None and not _service().usable_policy(policy_id):
+        # A routing rule names a policy since disabled: the client never sent policy_id, so it is no
+        # 422 of theirs; the incident opens on the service's policy or the best match, as an alert does.
+        logger.warning(
+            "routed policy unusable; using the service's or the default", extra={"policy_id": policy_id}
+        )
+        policy_id = None
     teams = caller(router).team_ids  # type: ignore[arg-type]
     if teams is not None and new.team is None and new.service_id is None and len(teams) == 1:
         new = replace(new, team=next(iter(teams)))  # a one-team token's incidents are its team's

@@ -371,6 +371,11 @@ class IncidentService:
             raise InvalidInput("service_id", f"no enabled service has id {new.service_id}")
         return replace(new, service=new.service or service.name, team=new.team or service.team_id), service
 
+    def usable_policy(self, policy_id: str) -> bool:
+        """Whether an incident can escalate on this policy (it exists and is enabled)."""
+        policy = self._policies.get(policy_id)
+        return policy is not None and policy.enabled
+
     def _policy_for(
         self, new: engine.NewIncident, policy_id: str | None, service: Service | None = None
     ) -> Policy | None:
