@@ -79,16 +79,16 @@ def main() -> int:
     sizes = {
         # quick: every section's code at the smallest sizes that still run it (CI's smoke, under a minute)
         "runs": 1 if quick else 7,
-        "samples": 10 if quick else 200,
-        "incidents": 10 if quick else 1000,
+        "samples": 3 if quick else 200,
+        "incidents": 6 if quick else 1000,
         "flat_runs": 1 if quick else 3,  # consecutive flat-out runs, each reported
         "paced_rate": 10,  # incidents a second, for paced_seconds
         "paced_seconds": 1 if quick else 120,
-        "stored": 500 if quick else 100_000,
-        "heartbeats": 100 if quick else 10_000,
-        "listed": 500 if quick else 20_000,
-        "lookups": 100 if quick else 5_000,
-        "alerts": 3 if quick else 200,  # per ingest path, at 10 a second
+        "stored": 200 if quick else 100_000,
+        "heartbeats": 50 if quick else 10_000,
+        "listed": 100 if quick else 20_000,
+        "lookups": 20 if quick else 5_000,
+        "alerts": 2 if quick else 200,  # per ingest path, at 10 a second
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or find_python313()
     if lambda_python is None:
@@ -124,8 +124,8 @@ def main() -> int:
     )
     # quick: one local stack for the lateness runs and the alert path, as its start is most of their time
     # (fewer processes: each one's start is CPU the smoke does not need)
-    small = {"LOCAL_WORKERS": "1", "LOCAL_API_CONTAINERS": "2", "LOCAL_ASYNC_CONTAINERS": "2"}
-    shared = exits.enter_context(lateness.local_stack(env=small)) if quick else None
+    small = {"LOCAL_WORKERS": "1", "LOCAL_API_CONTAINERS": "2", "LOCAL_ASYNC_CONTAINERS": "1"}
+    shared = exits.enter_context(lateness.local_stack(env=small, level1_minutes=0.05)) if quick else None
     flat_runs, paced = _lateness_runs(sizes, shared)
     run = flat_runs[0]  # the polling comparison replays the first
     step(5, "the polling alternative on the same workload")
@@ -296,8 +296,11 @@ def _lateness_runs(
     """The flat-out runs, one after the other, then the paced one: each on a fresh stack, or all on
     `on` (bench-quick's one stack)."""
     paced_n = sizes["paced_rate"] * sizes["paced_seconds"]
-    flat = [lateness.run(sizes["incidents"], on=on) for _ in range(sizes["flat_runs"])]
-    return flat, lateness.run(paced_n, rate_per_second=sizes["paced_rate"], on=on) if paced_n else None
+    linger = 1.0 if on else 3.0  # bench-quick: a second to catch a doubled page is enough for a smoke
+    flat = [lateness.run(sizes["incidents"], on=on, linger_seconds=linger) for _ in range(sizes["flat_runs"])]
+    if not paced_n:
+        return flat, None
+    return flat, lateness.run(paced_n, rate_per_second=sizes["paced_rate"], on=on, linger_seconds=linger)
 
 
 def _cold_rows(

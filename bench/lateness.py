@@ -53,9 +53,10 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextlib.contextmanager
 def local_stack(
-    progress: bool = True, env: dict[str, str] | None = None
+    progress: bool = True, env: dict[str, str] | None = None, level1_minutes: float = LEVEL1_DELAY_MINUTES
 ) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
-    """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic."""
+    """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
+    (bench-quick shortens level 1's delay: the smoke runs the same code without waiting)."""
     log = ROOT / ".pytest_cache" / "bench-local-stack.log"
     env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
     with LocalStackProcess("bench-token", log, env) as stack:
@@ -69,7 +70,7 @@ def local_stack(
                 "levels": [
                     {"delay_minutes": 0, "targets": [{"type": "user", "email": "first@example.com"}]},
                     {
-                        "delay_minutes": LEVEL1_DELAY_MINUTES,
+                        "delay_minutes": level1_minutes,
                         "targets": [{"type": "user", "email": "second@example.com"}],
                     },
                 ],
@@ -85,6 +86,7 @@ def run(
     progress: bool = True,
     rate_per_second: float | None = None,
     on: tuple[LocalStackProcess, TopicTap] | None = None,
+    linger_seconds: float = 3.0,
 ) -> LatenessRun:
     """Create `incidents` over HTTP, flat out from `clients` threads (or paced at a steady rate), on a
     fresh local stack (or on `on`, one that `local_stack()` made, shared by several runs)."""
@@ -136,7 +138,7 @@ def run(
     with contextlib.suppress(TimeoutError):  # what never arrives is counted as lost below
         wait_for(delivered, 60 + incidents * 0.1, "every page on the topic")
     # a little longer, to catch any doubled page
-    wait_until = time.monotonic() + 3
+    wait_until = time.monotonic() + linger_seconds
     while time.monotonic() < wait_until:
         tap.poll(wait_seconds=1)
 
