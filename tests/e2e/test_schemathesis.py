@@ -7,6 +7,7 @@ no 5xx, and `--checks all` with the custom check in tests/fuzz/hooks.py reports 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,21 +31,24 @@ def test_schemathesis_finds_no_server_error_and_no_failure() -> None:
 
 
 def test_make_fuzz_shows_its_progress_as_it_goes_and_ends_with_a_verdict(tmp_path: Path) -> None:
-    # Given a command that prints a line, then goes on only once that line has been shown
-    flag = tmp_path / "seen"
+    # Given a command that prints a line, then goes on only once that line has been shown: it
+    # waits on a pipe the echo writes to (select's 60 s is a hang guard, not a wait for time)
+    pipe = tmp_path / "seen"
+    os.mkfifo(pipe)
     script = (
-        "import pathlib, sys, time\n"
+        "import os, select\n"
+        f"fd = os.open({str(pipe)!r}, os.O_RDWR)\n"
         "print('phase one', flush=True)\n"
-        "deadline = time.monotonic() + 60  # a hang guard: the echo sets the flag at once\n"
-        f"while not pathlib.Path({str(flag)!r}).exists() and time.monotonic() < deadline:\n"
-        "    time.sleep(0.05)\n"
-        f"print('phase two' if pathlib.Path({str(flag)!r}).exists() else 'never shown')\n"
+        "shown, _, _ = select.select([fd], [], [], 60)\n"
+        "print('phase two' if shown else 'never shown')\n"
     )
     seen: list[str] = []
 
     def echo(line: str) -> None:
         seen.append(line)
-        flag.touch()
+        if line == "phase one":
+            with open(pipe, "w") as fh:
+                fh.write("x")
 
     # When it runs, its lines reach the echo while it runs (not all at its end), and are kept
     code, output = run_streaming([sys.executable, "-c", script], {}, echo)
