@@ -128,7 +128,7 @@ class AlertCalls:
     floor_reason: str
     read_units: float
     write_units: float
-    authorizer_calls: int = 0  # Alertmanager's bearer key, when API Gateway's 300 s cache misses
+    authorizer_calls: int = 0  # Alertmanager's bearer key, when API Gateway's 60 s cache misses
 
     @property
     def ratio(self) -> float:
@@ -534,7 +534,7 @@ def section(bench: AlertBench) -> str:
         _table(["path", "alert", "calls", "by operation", "RRU", "WRU", "floor", "ratio"], call_rows),
         "",
         f"The Alertmanager webhook's bearer key also costs the authorizer {authorizer} call(s) when API "
-        "Gateway's 300 s authorizer cache misses (once per key per 5 minutes), not counted above. "
+        "Gateway's 60 s authorizer cache misses (once per key per minute), not counted above. "
         f"Worst ratio: {worst.path}, {worst.kind} ({worst.ratio:.2f}x its floor).",
         "",
     ]

@@ -199,7 +199,7 @@ ALERT_FLOORS: dict[tuple[str, str], tuple[int, str]] = {
 def measure_alerts() -> list[OpCalls]:
     """One new and one repeated alert through each path's real handler, on a warm container; a
     default policy pages one person at level 0. The Alertmanager bearer key's authorizer call is
-    left out, as API Gateway caches its answer for 300 s (it is priced apart in bench/cost.py)."""
+    left out, as API Gateway caches its answer for 60 s (ReauthorizeEvery); bench/cost.py prices it."""
     from bench.alerts import ALARM_PREFIX, alarm_event, alarm_message, am_body, pd_body
     from local.async_sources import sns_event
     from local.runtime import authorize

@@ -128,6 +128,24 @@ class Api:
         return payload
 
 
+def route_summaries_to_a_disabled_policy(api: Api, contains: str) -> tuple[str, str]:
+    """A default policy (events/api_create_policy.json), and a routing rule sending every summary
+    that contains ``contains`` to another policy, since disabled: (default id, disabled id)."""
+    default = api.ok(
+        "POST", "/policies", json.loads(load_event("api_create_policy.json")["body"]), expect=201
+    )
+    level = {"delay_minutes": 0, "targets": [{"type": "user", "email": "x@example.com"}]}
+    gone_id = api.ok("POST", "/policies", {"name": "gone", "levels": [level]}, expect=201)["id"]
+    rule = {
+        "name": "to a gone policy",
+        "conditions": [{"field": "summary", "operator": "contains", "value": contains}],
+        "actions": [{"type": "set_policy", "policy_id": gone_id}],
+    }
+    api.ok("POST", "/routing-rules", rule, expect=201)
+    api.ok("DELETE", f"/policies/{gone_id}")
+    return str(default["id"]), str(gone_id)
+
+
 class Timers:
     """The timer queue seen from the worker's event source mapping."""
 

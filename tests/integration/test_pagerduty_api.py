@@ -10,7 +10,7 @@ import time_machine
 
 from incident_engine.api.rate_limit import RATE_LIMIT
 from incident_engine.wiring import reset_services
-from tests.support import Api, load_event
+from tests.support import Api, load_event, route_summaries_to_a_disabled_policy
 
 
 @pytest.fixture
@@ -153,21 +153,7 @@ def test_an_alert_routed_to_a_disabled_policy_still_opens_and_pages_by_the_defau
     api: Api, key: str
 ) -> None:
     # Given a default policy, and a routing rule sending every alert to another policy since disabled
-    default = api.ok(
-        "POST", "/policies", json.loads(load_event("api_create_policy.json")["body"]), expect=201
-    )
-    gone = {
-        "name": "gone",
-        "levels": [{"delay_minutes": 0, "targets": [{"type": "user", "email": "x@example.com"}]}],
-    }
-    gone_id = api.ok("POST", "/policies", gone, expect=201)["id"]
-    rule = {
-        "name": "to a gone policy",
-        "conditions": [{"field": "summary", "operator": "contains", "value": "a"}],
-        "actions": [{"type": "set_policy", "policy_id": gone_id}],
-    }
-    api.ok("POST", "/routing-rules", rule, expect=201)
-    api.ok("DELETE", f"/policies/{gone_id}")
+    default_id, _ = route_summaries_to_a_disabled_policy(api, contains="a")
     # When a monitor triggers an alert the rule matches
     status, body = send(
         api,
@@ -178,7 +164,7 @@ def test_an_alert_routed_to_a_disabled_policy_still_opens_and_pages_by_the_defau
     # Then the alert is not lost: an incident opens and escalates by the default policy
     assert status == 202 and body["outcome"] == "opened", body
     incident = only_incident(api)
-    assert incident["status"] == "escalating" and incident["escalation"]["policy_id"] == default["id"]
+    assert incident["status"] == "escalating" and incident["escalation"]["policy_id"] == default_id
 
 
 def test_an_alert_for_a_service_whose_policy_is_disabled_opens_by_the_default(api: Api) -> None:

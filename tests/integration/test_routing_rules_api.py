@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Api, load_event
+from tests.support import Api, load_event, route_summaries_to_a_disabled_policy
 
 CHECKOUT_P0 = {
     "name": "checkout is critical",
@@ -121,26 +121,12 @@ def test_rules_run_on_api_creates(api: Api) -> None:
 
 def test_an_incident_routed_to_a_disabled_policy_opens_by_the_default_not_a_422(api: Api) -> None:
     # Given a default policy, and a rule sending every "disk" incident to a policy since disabled
-    default = api.ok(
-        "POST", "/policies", json.loads(load_event("api_create_policy.json")["body"]), expect=201
-    )
-    gone = {
-        "name": "gone",
-        "levels": [{"delay_minutes": 0, "targets": [{"type": "user", "email": "x@example.com"}]}],
-    }
-    gone_id = api.ok("POST", "/policies", gone, expect=201)["id"]
-    rule = {
-        "name": "disks to a gone policy",
-        "conditions": [{"field": "summary", "operator": "contains", "value": "disk"}],
-        "actions": [{"type": "set_policy", "policy_id": gone_id}],
-    }
-    api.ok("POST", "/routing-rules", rule, expect=201)
-    api.ok("DELETE", f"/policies/{gone_id}")
+    default_id, gone_id = route_summaries_to_a_disabled_policy(api, contains="disk")
     # When someone opens a matching incident without naming a policy
     status, body = api.call("POST", "/incidents", {"title": "disk full on db-1", "severity": "P2"})
     # Then it opens (no 422 on a policy_id the client never sent) and escalates by the default
     assert status == 201, body
-    assert api.ok("GET", f"/incidents/{body['id']}")["escalation"]["policy_id"] == default["id"]
+    assert api.ok("GET", f"/incidents/{body['id']}")["escalation"]["policy_id"] == default_id
     # while a client naming the disabled policy itself is still told so
     status, body = api.call("POST", "/incidents", {"title": "x", "severity": "P2", "policy_id": gone_id})
     assert status == 422 and body["field"] == "policy_id", body
