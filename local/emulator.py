@@ -255,6 +255,30 @@ def approximate_queue_counts() -> None:
     Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
 
 
+def one_clock_read_per_scan() -> None:
+    """moto's list of a queue's visible messages reads the clock twice per message (a datetime
+    subtraction each); every receive, long-poll check and count walks that list, so a queue holding
+    a thousand delayed timers or undelivered pages cost the emulator a core. Read the clock once
+    per walk: the same comparisons (visible after visible_at, not before delayed_until)."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Message, Queue
+
+    walk = vars(Queue).get("messages")
+    if not isinstance(walk, property) or not all(
+        isinstance(vars(Message).get(name), property) for name in ("visible", "delayed")
+    ):
+        raise MotoChanged("moto.sqs.models.Queue.messages", "a property over Message.visible/delayed")
+    if getattr(walk.fget, "one_clock_read", False):
+        return  # installed already
+
+    def messages(self: Any) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    messages.one_clock_read = True  # type: ignore[attr-defined]
+    Queue.messages = property(messages)  # type: ignore[assignment,method-assign]
+
+
 def prompt_long_polls() -> None:
     """moto's long poll sleeps on a condition that only a new message wakes, re-checking once a
     second: a delayed message (a timer) or one whose visibility timeout ran out waited up to a
@@ -320,6 +344,7 @@ def main() -> None:
     fast_transactions()
     fast_queries()
     approximate_queue_counts()
+    one_clock_read_per_scan()
     prompt_long_polls()
     cached_service_list()
     from moto.server import main as moto_main

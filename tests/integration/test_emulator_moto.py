@@ -214,6 +214,32 @@ def test_a_long_poll_wakes_when_a_delayed_message_becomes_visible(
     assert [m.body for m in queue.messages] == ["timer"]
 
 
+def test_the_visible_messages_scan_reads_the_clock_once_and_keeps_moto_s_rule(
+    aws: LocalStack, clock: time_machine.Traveller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import sqs_backends
+
+    moto_messages = vars(Queue)["messages"]
+    monkeypatch.setattr(Queue, "messages", moto_messages)  # restored after the test
+    # Given a queue holding a message received (in flight), one delayed and one visible
+    sqs = boto3.client("sqs", region_name=aws.region)
+    url = aws.physical["TimerQueue"]
+    sqs.send_message(QueueUrl=url, MessageBody="in flight")
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)
+    sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=5)
+    sqs.send_message(QueueUrl=url, MessageBody="visible")
+    queue = sqs_backends[ACCOUNT][aws.region].queues[url.rsplit("/", 1)[1]]
+    # When the emulator's scan replaces moto's, Then both see the same messages, now and later
+    emulator.one_clock_read_per_scan()
+    for shift in (0, 6, 31):
+        clock.shift(shift)
+        ours = [m.body for m in queue.messages]
+        assert ours == [m.body for m in moto_messages.fget(queue)], changed(
+            "moto.sqs.models.Message", "visible_at and delayed_until in epoch milliseconds"
+        )
+    assert ours == ["in flight", "delayed", "visible"]
+
+
 def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given moto internals shaped differently from what the patches expect
     monkeypatch.setattr(Queue, "attributes", lambda self: {})
@@ -229,3 +255,6 @@ def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch
     monkeypatch.setattr(Queue, "wait_for_messages", lambda self: None)
     with pytest.raises(MotoChanged, match=r"Queue\.wait_for_messages"):
         emulator.prompt_long_polls()
+    monkeypatch.setattr(Queue, "messages", [])
+    with pytest.raises(MotoChanged, match=r"Queue\.messages"):
+        emulator.one_clock_read_per_scan()
