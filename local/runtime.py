@@ -6,8 +6,10 @@ three deliver API requests, SQS batches and scheduler ticks in the same shapes a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import os
 import re
 import sys
 import time
@@ -22,6 +24,12 @@ if str(ROOT / "shared") not in sys.path:
     sys.path.insert(0, str(ROOT / "shared"))
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def parse_iso(text: str) -> Any:
+    from incident_engine.domain.timefmt import parse_iso as parse
+
+    return parse(text)
 
 
 class LambdaContext:
@@ -162,26 +170,57 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
+TRACE_WORKER = os.environ.get("LOCAL_WORKER_TRACE") == "1"
+
+
+def _trace_batch(received: list[dict[str, Any]], got: float) -> None:
+    """How late each timer was when received, and how long its batch took to handle: where a late
+    page's time went (LOCAL_WORKER_TRACE=1)."""
+    done = time.time()
+    late = []
+    for message in received:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            body = json.loads(message["Body"])
+            late.append(
+                (body.get("incident_id"), round((got - parse_iso(str(body["due_at"])).timestamp()) * 1000))
+            )
+    print(
+        f"[worker {os.getpid()}] batch {len(received)} at {got:.3f}, late at receive {late} ms,"
+        f" handled in {(done - got) * 1000:.0f} ms",
+        flush=True,
+    )
+
+
 def deliver_sqs_batch(
-    sqs: Any, queue_url: str, queue_arn: str, region: str, spec: FunctionSpec, wait_seconds: int = 0
+    sqs: Any,
+    queue_url: str,
+    queue_arn: str,
+    region: str,
+    spec: FunctionSpec,
+    wait_seconds: int = 0,
+    most: int | None = None,
 ) -> int:
     """Receive one batch, invoke the function, delete what succeeded (ReportBatchItemFailures).
 
+    ``most`` caps the batch below the template's BatchSize (the local workers: local/worker.py).
     Returns how many records were delivered. Failed records stay on the queue and come back after
     the visibility timeout, and after maxReceiveCount go to the DLQ: the queue's own redrive.
     """
     received = sqs.receive_message(
         QueueUrl=queue_url,
-        MaxNumberOfMessages=min(10, spec.sqs_batch_size),
+        MaxNumberOfMessages=min(10, spec.sqs_batch_size, most or 10),
         WaitTimeSeconds=wait_seconds,
         AttributeNames=["All"],
     ).get("Messages", [])
     if not received:
         return 0
+    got = time.time()
     try:
         response = invoke(spec, sqs_event(received, queue_arn, region)) or {}
     except Exception:
         return len(received)  # the whole batch failed: every message comes back after its timeout
+    if TRACE_WORKER:
+        _trace_batch(received, got)
     failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
     done = [m for m in received if m["MessageId"] not in failed]
     if done:

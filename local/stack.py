@@ -9,8 +9,9 @@ topic and an EventBridge rule reach the alarm ingest function
 (local/async_sources.py); and a tap on the notifications topic prints every message SNS delivers.
 
 Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
-RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (3;
-escalation worker processes, each long-polling the timer queue for batches of up to 10),
+RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (6;
+escalation worker processes, each long-polling the timer queue), LOCAL_WORKER_BATCH (1; messages a
+worker takes per receive, at most the template's BatchSize),
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
 at once), LOCAL_READ_TIMEOUT (10; seconds a client may take to send a request), WEBHOOK_RETRY_SCALE
 (1; multiplies the webhook sender's retry waits, e.g. 0.01 makes its 8 attempts take seconds instead
@@ -217,9 +218,9 @@ def main() -> int:
     # The escalation worker runs as its own process(es), like Lambda containers beside the API's.
     worker_env = {**os.environ, **spec_to_env(worker, queue_url, queue_arn, stack.region)}
     # Every other SQS-fed function (the webhook sender) gets a poller process of its own too.
-    # Several, as Lambda scales its SQS pollers out: one worker handles a batch of ten timers in turn,
+    # Several, as Lambda scales its SQS pollers out: one worker handles a batch of timers in turn,
     # and a burst of due timers waited for it (the lateness benchmark's level 1, bench/lateness.py).
-    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "3"))
+    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "6"))
     for spec in stack.functions.values():
         if spec.sqs_queue and spec.logical_id != worker.logical_id:
             queue = (stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region)

@@ -1,6 +1,7 @@
 """Escalation worker: one SQS batch of timer messages (escalation levels, heartbeat deadlines,
 maintenance windows' edges); failed records are reported, not the batch."""
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -15,6 +16,12 @@ from incident_engine.observability import logger, metrics
 from incident_engine.wiring import services
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in ("snap-start", "provisioned-concurrency"):
+    # An init no timer waits on (an environment kept warm, or the local stack's worker processes,
+    # started before any timer is due): build the services and their AWS clients now rather than
+    # in the first batch, which would otherwise hold its timers back while it does.
+    services().open_clients()
 
 
 def handle_record(record: SQSRecord) -> str:

@@ -230,6 +230,17 @@ class Services:
         """Heartbeats and maintenance windows whose timers were lost, re-armed by the reconciler."""
         return self.heartbeat_service().rearm_due(limit) + self.maintenance_windows().rearm_due(limit)
 
+    def open_clients(self) -> None:
+        """Build the timer path's services and every AWS client they use (each item class's
+        DynamoDB connection included), so that no request pays for building them."""
+        from incident_engine.store.models import open_connections
+
+        self.timer_service()
+        self.heartbeat_service()
+        self.maintenance_windows()
+        open_connections()
+        self.incidents.open_client()
+
     def timer_service(self) -> EscalationTimerService:
         return EscalationTimerService(
             self.incidents,

@@ -150,3 +150,30 @@ def test_reconciler_tick_from_the_sample_event_is_quiet_when_all_is_well(api: Ap
         "notifications_republished": 0,
     }
     assert reconcile(aws) == {"timers_rearmed": 0, "notifications_republished": 0}
+
+
+def test_a_provisioned_worker_builds_its_clients_at_init_and_fires_levels_as_before(
+    aws: LocalStack, api: Api, timers: Timers, tap: Tap, clock, monkeypatch
+) -> None:
+    import importlib
+    import sys
+
+    from incident_engine.store.models import INCIDENT_MODELS
+    from incident_engine.wiring import services
+
+    # Given the worker's environment is initialised ahead of its first batch (provisioned, or the
+    # local stack's worker processes)
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
+    monkeypatch.delitem(sys.modules, "functions.escalation_worker.app", raising=False)
+    importlib.import_module("functions.escalation_worker.app")
+    # Then its init made every DynamoDB client (the transactions' and each item class's)
+    assert services().incidents._connection._client is not None
+    assert all(m._get_connection().connection._client is not None for m in INCIDENT_MODELS)
+    # And a level still fires through it when due
+    three_levels(api, delays=(0, 0.05))
+    inc = api.ok("POST", "/incidents", {"title": "warm", "severity": "P1"}, expect=201)
+    clock.shift(3)
+    assert timers.deliver() == 1
+    assert pages(tap) == [("0", A), ("1", B)]
+    steps = api.ok("GET", f"/incidents/{inc['id']}/escalations")["items"]
+    assert [(s["level"], s["status"]) for s in steps] == [(0, "executed"), (1, "executed")]

@@ -195,6 +195,10 @@ class IncidentRepository:
         self._connection = Connection(region=region, host=host)
         self._cursors = CursorCodec(signer)
 
+    def open_client(self) -> None:
+        """Create the transactions' DynamoDB client now rather than on the first commit."""
+        _ = self._connection.client
+
     # --- incidents ---------------------------------------------------------------------------
 
     def allocate_id(self, now: datetime) -> str:

@@ -518,6 +518,12 @@ CONFIG_MODELS: tuple[type[Model], ...] = (
 )
 
 
+def open_connections() -> None:
+    """Create each item class's DynamoDB client now (PynamoDB makes one per class, on first use)."""
+    for model in (*INCIDENT_MODELS, *CONFIG_MODELS, *_subclasses(ConfigItem)):
+        _ = model._get_connection().connection.client
+
+
 def _subclasses(model: type[Model]) -> list[type[Model]]:
     found = []
     for sub in model.__subclasses__():
