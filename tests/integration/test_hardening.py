@@ -57,6 +57,47 @@ def test_a_credential_over_its_rate_gets_429_with_retry_after_then_its_next_minu
     assert api.call_as(secret, "GET", "/incidents")[0] == 200
 
 
+def _rate_windows(aws: LocalStack) -> dict[str, int]:
+    """The stored per-minute counters: RATE#<kind>#<caller> -> hits."""
+    import boto3
+
+    table = boto3.resource("dynamodb", region_name=aws.region).Table(aws.physical["ConfigTable"])
+    items = table.scan()["Items"]
+    return {str(i["pk"]): int(i["hits"]) for i in items if str(i["pk"]).startswith("RATE#")}
+
+
+def test_a_container_claims_a_busy_credential_s_requests_in_blocks_and_one_by_one_near_the_limit(
+    api: Api, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a limit of 1,000 a minute (blocks of 10) and a token
+    monkeypatch.setenv("TOKEN_RATE_PER_MINUTE", "1000")
+    reset_services()
+    RATE_LIMIT.reset()
+    secret = api.ok("POST", "/tokens", {"name": "busy", "scopes": ["read"]}, expect=201)["token"]
+    before = set(_rate_windows(aws))
+    # When it makes 25 requests
+    assert [api.call_as(secret, "GET", "/incidents")[0] for _ in range(25)] == [200] * 25
+    # Then the stored counter holds the three blocks this container claimed, not 25 writes' worth
+    [counter] = set(_rate_windows(aws)) - before
+    assert _rate_windows(aws)[counter] == 30
+    # Given other containers have claimed the minute up to 995, and a new container serves it
+    import boto3
+
+    table = boto3.resource("dynamodb", region_name=aws.region).Table(aws.physical["ConfigTable"])
+    minute = table.scan()["Items"]
+    [item] = [i for i in minute if i["pk"] == counter]
+    table.update_item(
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET hits = :h",
+        ExpressionAttributeValues={":h": 995},
+    )
+    RATE_LIMIT.reset()
+    # When it makes six requests, Then a block no longer fits: five are counted one by one, up to
+    # the limit exactly, and the sixth is refused
+    assert [api.call_as(secret, "GET", "/incidents")[0] for _ in range(6)] == [200] * 5 + [429]
+    assert _rate_windows(aws)[counter] == 1000
+
+
 def test_no_limit_is_counted_when_it_is_off(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKEN_RATE_PER_MINUTE", "0")
     reset_services()

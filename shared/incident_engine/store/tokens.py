@@ -106,14 +106,14 @@ class TokenRepository:
             raise
         return True
 
-    def count_request(self, caller: str, window: int, limit: int, expires: int) -> bool:
-        """Count one request of ``caller`` in the window (a minute's epoch number): True while the
-        count stays within ``limit``, False (nothing counted) once it is reached."""
+    def count_request(self, caller: str, window: int, limit: int, expires: int, n: int = 1) -> bool:
+        """Count ``n`` requests of ``caller`` in the window (a minute's epoch number): True if the
+        count stays within ``limit`` with them, False (nothing counted) otherwise."""
         item = RateWindowItem(f"RATE#{caller}", str(window))
         try:
             item.update(
-                actions=[RateWindowItem.hits.add(1), RateWindowItem.ttl.set(expires)],
-                condition=RateWindowItem.hits.does_not_exist() | (RateWindowItem.hits < limit),
+                actions=[RateWindowItem.hits.add(n), RateWindowItem.ttl.set(expires)],
+                condition=RateWindowItem.hits.does_not_exist() | (RateWindowItem.hits <= limit - n),
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
