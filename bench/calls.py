@@ -100,7 +100,11 @@ def _incident_ops(
     reconciler = stack.function("ReconcilerFunction")
     reset()
     invoke(reconciler, scheduled_event(reconciler))
-    record("reconciler pass, nothing to do", 2, "1 query per repair kind (timers, outbox)")
+    record(
+        "reconciler pass, nothing to do",
+        5,
+        "1 query per repair kind (escalation timers, heartbeats, maintenance edges, outbox) + its run record",
+    )
 
     def worker_once(name: str, floor: int, reason: str) -> None:
         """What the worker's handler does with one timer, without the event source's receive/delete."""
