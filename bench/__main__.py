@@ -151,7 +151,7 @@ def main() -> int:
     step(9, f"schedules at fire time; {sizes['lookups']:,} on-call lookups of a 4-layer schedule")
     on_call = schedules.measure(sizes["lookups"], planned_overrides=10 if quick else 50)
     step(10, f"the alert path: {sizes['alerts']} alerts per ingest path at 10/s; AWS calls per alert")
-    alert_path = alerts.run(sizes["alerts"], on=shared[0] if shared else None)
+    alert_path = alerts.run(sizes["alerts"], on=shared[0] if shared else None, ops=ops)
     exits.close()
 
     ours = run.all_lateness()
