@@ -9,8 +9,9 @@ default EventBridge bus. A share of the alerts repeat a dedup key still live (it
 they page nobody, but they load the same path. An alert's latency runs from just before it was
 sent to SNS's timestamp on its level-0 page (one clock: this machine's).
 
-Calls: the same payloads through the real handlers on moto in this process, every botocore call
-counted (bench/harness.py), after one warm-up alert per path so a warm container is measured.
+Calls: bench/calls.py's `alert in` rows, measured once for both sections: the same payloads through
+the real handlers on moto in this process, every botocore call counted (bench/harness.py), after one
+warm-up alert per path so a warm container is measured.
 
 python -m bench.alerts            # the full run; rewrites only its section of docs/benchmarks.md
 python -m bench.alerts --quick    # tiny sizes, prints only
@@ -30,7 +31,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,68 +135,30 @@ class AlertCalls:
         return self.total / self.floor
 
 
-def measure_calls() -> list[AlertCalls]:
-    import time_machine
-
-    from bench.harness import CallLog, counting, in_process_aws
-    from local.async_sources import sns_event
-    from local.runtime import authorize, invoke
-    from tests.support import Api
-
-    log = CallLog()
+def from_ops(ops: list[Any]) -> list[AlertCalls]:
+    """The `alert in` rows bench/calls.py measured (section 1), as this section's rows: the same
+    alerts through the same handlers on moto, measured once for both sections."""
     results: list[AlertCalls] = []
-    with counting(log), in_process_aws() as stack, time_machine.travel(datetime(2026, 11, 22, 7, tzinfo=UTC)):
-        api = Api(stack)
-        level = {"delay_minutes": 0, "targets": [{"type": "user", "email": "oncall@example.com"}]}
-        api.ok("POST", "/policies", {"name": "pager", "is_default": True, "levels": [level]}, expect=201)
-        service = api.ok(
-            "POST", "/services", {"name": "bench", "alarm_name_prefixes": [ALARM_PREFIX]}, expect=201
+    for op in ops:
+        if op.group != "alert":
+            continue
+        path, kind = op.name.removeprefix("alert in, ").rsplit(", ", 1)
+        floor, reason = FLOORS[(path, kind)]
+        if op.floor != floor:  # the two sections state one floor per path
+            raise ValueError(f"{op.name}: floor {op.floor} in bench/calls.py, {floor} here")
+        results.append(
+            AlertCalls(
+                path,
+                kind,
+                dict(op.calls),
+                op.total,
+                floor,
+                reason,
+                op.read_units,
+                op.write_units,
+                op.authorizer_calls,
+            )
         )
-        key = service["integration_key"]
-        alarm_fn, authorizer = stack.function("AlarmIngestFunction"), stack.function("AuthorizerFunction")
-        method_arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/POST/integrations/alertmanager"
-
-        def pd(name: str) -> int:
-            status, body = api.call("POST", "/v2/enqueue", raw_body=pd_body(key, name))
-            assert status == 202, body
-            return 0
-
-        def am(name: str) -> int:
-            before = len(log.calls)
-            status, context = authorize(authorizer, {"Authorization": f"Bearer {key}"}, method_arn)
-            assert status == 0, status
-            spent = len(log.calls) - before
-            event = api.event("POST", "/integrations/alertmanager", raw_body=am_body(name))
-            event["requestContext"]["authorizer"] = context
-            response = invoke(api.spec, event)
-            assert response["statusCode"] == 200, response
-            del log.calls[before : before + spent]  # counted apart: API Gateway caches it
-            return spent
-
-        def sns(name: str) -> int:
-            envelope = {"Type": "Notification", "TopicArn": stack.physical["AlarmTopic"]}
-            report = invoke(alarm_fn, sns_event(envelope | {"Message": alarm_message(name)}, "sub"))
-            assert report["rejected"] == 0, report
-            return 0
-
-        def bus(name: str) -> int:
-            report = invoke(alarm_fn, alarm_event(name))
-            assert report["rejected"] == 0, report
-            return 0
-
-        senders: dict[str, Callable[[str], int]] = dict(zip(PATHS, (pd, am, sns, bus), strict=True))
-        for n, (path, send) in enumerate(senders.items()):
-            send(f"{ALARM_PREFIX}warm-{n}")  # a warm container: what most alerts meet
-            for kind in ("new", "repeat"):
-                log.reset()
-                spent = send(f"{ALARM_PREFIX}measured-{n}")
-                reads, writes = log.units()
-                floor, reason = FLOORS[(path, kind)]
-                results.append(
-                    AlertCalls(
-                        path, kind, dict(log.counts()), log.total(), floor, reason, reads, writes, spent
-                    )
-                )
     return results
 
 
@@ -410,8 +372,15 @@ class AlertBench:
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
 
 
-def run(alerts_per_path: int, progress: bool = True, on: Any = None) -> AlertBench:
-    calls = measure_calls()
+def run(
+    alerts_per_path: int, progress: bool = True, on: Any = None, ops: list[Any] | None = None
+) -> AlertBench:
+    """`ops`: bench/calls.py's rows when they were just measured (make bench's step 1), else measured here."""
+    if ops is None:
+        from bench.calls import measure_alerts
+
+        ops = measure_alerts()
+    calls = from_ops(ops)
     before = os.getloadavg()[0]
     latency = measure_latency(alerts_per_path, progress, on)
     return AlertBench(alerts_per_path, latency, calls, (before, os.getloadavg()[0]))

@@ -92,8 +92,18 @@ def _without_bytecode(opt: Path, into: Path) -> Path:
     return target
 
 
+def _artifact(python: str) -> Artifact:
+    """The built artifact, found (or built) once per run: finding it hashes every input file."""
+    if python not in _ARTIFACTS:
+        _ARTIFACTS[python] = build(python)
+    return _ARTIFACTS[python]
+
+
+_ARTIFACTS: dict[str, Artifact] = {}
+
+
 def measure(python: str, runs: int = 7, without_bytecode: bool = True) -> tuple[ColdStart, list[ColdStart]]:
-    artifact = build(python)
+    artifact = _artifact(python)
 
     def median_of(fn: BuiltFunction, opt: Path, module: str) -> tuple[float, float]:
         samples = [_one(artifact, fn, opt, module) for _ in range(runs)]
@@ -121,7 +131,7 @@ def measure(python: str, runs: int = 7, without_bytecode: bool = True) -> tuple[
 
 def heaviest_imports(python: str, name: str = "api", top: int = 6) -> list[tuple[str, float]]:
     """Packages by the import time spent in their own modules (-X importtime self time), heaviest first."""
-    artifact = build(python)
+    artifact = _artifact(python)
     fn = artifact.functions[HANDLERS[name]]
     module = fn.handler.rpartition(".")[0]
     code = f"import sys; sys.path[:0] = {_paths(fn, fn.opt)!r}; import {module}"

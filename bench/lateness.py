@@ -53,15 +53,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-@contextlib.contextmanager
-def local_stack(
-    progress: bool = True, env: dict[str, str] | None = None, level1_minutes: float = LEVEL1_DELAY_MINUTES
-) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
-    """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
-    (bench-quick shortens level 1's delay: the smoke runs the same code without waiting)."""
+def stack_process(env: dict[str, str] | None = None) -> LocalStackProcess:
+    """`make run`'s stack as the benchmarks run it, not started."""
     log = ROOT / ".pytest_cache" / "bench-local-stack.log"
     env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
-    with LocalStackProcess("bench-token", log, env) as stack:
+    return LocalStackProcess("bench-token", log, env)
+
+
+@contextlib.contextmanager
+def local_stack(
+    progress: bool = True,
+    env: dict[str, str] | None = None,
+    level1_minutes: float = LEVEL1_DELAY_MINUTES,
+    process: LocalStackProcess | None = None,
+) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
+    """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
+    (bench-quick shortens level 1's delay: the smoke runs the same code without waiting). `process`:
+    one `stack_process()` made and maybe started already (bench-quick boots it while other steps run)."""
+    with process or stack_process(env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
             "POST",
