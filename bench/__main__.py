@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import multiprocessing
 import os
 import platform
 import statistics
@@ -79,15 +80,15 @@ def main() -> int:
     sizes = {
         # quick: every section's code at the smallest sizes that still run it (CI's smoke, under a minute)
         "runs": 1 if quick else 7,
-        "samples": 3 if quick else 200,
+        "samples": 2 if quick else 200,
         "incidents": 6 if quick else 1000,
         "flat_runs": 1 if quick else 3,  # consecutive flat-out runs, each reported
         "paced_rate": 10,  # incidents a second, for paced_seconds
         "paced_seconds": 1 if quick else 120,
-        "stored": 200 if quick else 100_000,
-        "heartbeats": 50 if quick else 10_000,
-        "listed": 100 if quick else 20_000,
-        "lookups": 20 if quick else 5_000,
+        "stored": 100 if quick else 100_000,
+        "heartbeats": 20 if quick else 10_000,
+        "listed": 60 if quick else 20_000,
+        "lookups": 10 if quick else 5_000,
         "alerts": 2 if quick else 200,  # per ingest path, at 10 a second
     }
     lambda_python = os.environ.get("BENCH_PYTHON") or find_python313()
@@ -101,17 +102,19 @@ def main() -> int:
     began = time.monotonic()
     exits = contextlib.ExitStack()
     atexit.register(exits.close)  # the shared stack stops even if a section fails
-    # quick: one local stack for the lateness runs and the alert path, as its start is most of their time
-    # (fewer processes: each one's start is CPU the smoke does not need). It boots from here, on the other
-    # core, while the in-process steps run (its 8 s or so of start were spent waiting at step 4); the quick
-    # figures are a smoke's, printed, never compared, so sharing the machine with its boot is fine.
-    small = {"LOCAL_WORKERS": "1", "LOCAL_API_CONTAINERS": "2", "LOCAL_ASYNC_CONTAINERS": "1"}
-    booting = lateness.stack_process(env=small).start() if quick else None
-    if booting is not None:
-        exits.push(booting)  # stopped even if a section before step 4 fails
 
     def step(n: int, text: str) -> None:
         print(f"[{n}/10] {text} ({time.monotonic() - began:.0f} s)", flush=True)
+
+    # quick: the local stack's steps (4 and 10) run in a process of their own from the start, beside the
+    # in-process steps: they mostly wait (for the stack to boot, for level 1 to fall due, for pages)
+    # while the in-process steps keep a core busy. A process, not a thread: the in-process steps move
+    # time-machine's clock, which is the whole process's. One local stack serves both steps, with fewer
+    # processes than `make run`'s (each one's start is CPU the smoke does not need). A full run keeps
+    # every step in turn, so that nothing else shares the machine while it measures.
+    stack_steps = _StackSteps(sizes) if quick else None
+    if stack_steps is not None:
+        exits.callback(stack_steps.stop)
 
     step(1, "AWS calls per operation, counted on moto")
     ops = calls.measure()
@@ -130,10 +133,11 @@ def main() -> int:
         f"escalation lateness on the local stack: {sizes['flat_runs']} x {sizes['incidents']} incidents "
         f"flat out, {paced_n} at {sizes['paced_rate']}/s",
     )
-    shared = (
-        exits.enter_context(lateness.local_stack(level1_minutes=0.05, process=booting)) if booting else None
-    )
-    flat_runs, paced = _lateness_runs(sizes, shared)
+    if stack_steps is not None:
+        print("      (in a process of its own since the start)", flush=True)
+        flat_runs, paced, _, _ = stack_steps.results()
+    else:
+        flat_runs, paced = _lateness_runs(sizes, None)
     run = flat_runs[0]  # the polling comparison replays the first
     step(5, "the polling alternative on the same workload")
     delay_s = lateness.LEVEL1_DELAY_MINUTES * 60
@@ -158,7 +162,11 @@ def main() -> int:
     step(9, f"schedules at fire time; {sizes['lookups']:,} on-call lookups of a 4-layer schedule")
     on_call = schedules.measure(sizes["lookups"], planned_overrides=10 if quick else 50)
     step(10, f"the alert path: {sizes['alerts']} alerts per ingest path at 10/s; AWS calls per alert")
-    alert_path = alerts.run(sizes["alerts"], on=shared[0] if shared else None, ops=ops)
+    if stack_steps is not None:
+        _, _, latency, load = stack_steps.results()
+        alert_path = alerts.AlertBench(sizes["alerts"], latency, alerts.from_ops(ops), load)
+    else:
+        alert_path = alerts.run(sizes["alerts"], ops=ops)
     exits.close()
 
     ours = run.all_lateness()
@@ -295,6 +303,55 @@ def main() -> int:
             DOC.write_text(text)
             print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
+
+
+_StackResults = tuple[
+    list[lateness.LatenessRun], lateness.LatenessRun | None, list[alerts.PathLatency], tuple[float, float]
+]
+
+
+class _StackSteps:
+    """bench-quick's steps 4 and 10 on one local stack, in a forked process started at once."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        context = multiprocessing.get_context("fork")  # the parent has no thread yet, nor a clock moved
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=self._run, args=(sizes, send), name="bench-local-stack")
+        self._process.start()
+        send.close()
+        self._results: _StackResults | None = None
+
+    @staticmethod
+    def _run(sizes: dict[str, int], send: Any) -> None:
+        try:
+            small = {"LOCAL_WORKERS": "1", "LOCAL_API_CONTAINERS": "2", "LOCAL_ASYNC_CONTAINERS": "1"}
+            with lateness.local_stack(env=small, level1_minutes=0.05) as on:
+                flat_runs, paced = _lateness_runs(sizes, on)
+                before = os.getloadavg()[0]
+                latency = alerts.measure_latency(sizes["alerts"], True, on[0])
+                send.send(("ok", (flat_runs, paced, latency, (before, os.getloadavg()[0]))))
+        except BaseException:  # whatever it was, the parent reports it
+            import traceback
+
+            send.send(("error", traceback.format_exc()))
+        finally:
+            send.close()
+
+    def results(self) -> _StackResults:
+        if self._results is None:
+            try:
+                kind, value = self._receive.recv()
+            except EOFError:
+                raise RuntimeError("the local stack's steps ended without a result") from None
+            if kind != "ok":
+                raise RuntimeError(f"the local stack's steps failed:\n{value}")
+            self._results = value
+        return self._results
+
+    def stop(self) -> None:
+        self._process.join(timeout=120)
+        if self._process.is_alive():
+            self._process.terminate()
 
 
 def _lateness_runs(
