@@ -65,12 +65,10 @@ def local_stack(
     progress: bool = True,
     env: dict[str, str] | None = None,
     level1_minutes: float = LEVEL1_DELAY_MINUTES,
-    process: LocalStackProcess | None = None,
 ) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
     """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
-    (bench-quick shortens level 1's delay: the smoke runs the same code without waiting). `process`:
-    one `stack_process()` made and maybe started already (bench-quick boots it while other steps run)."""
-    with process or stack_process(env) as stack:
+    (bench-quick shortens level 1's delay: the smoke runs the same code without waiting)."""
+    with stack_process(env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
             "POST",
