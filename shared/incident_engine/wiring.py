@@ -17,7 +17,6 @@ from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.maintenance import MaintenanceWindowRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
-from incident_engine.store.routing_rules import RoutingRuleRepository
 from incident_engine.store.services import ServiceRepository
 from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
@@ -166,10 +165,14 @@ class Services:
         )
 
     def routing_rules(self) -> RoutingRules:
+        # Imported on use: the rules' documents are pydantic models, which no timer or token needs.
+        from incident_engine.store.routing_rules import RoutingRuleRepository
+
         return RoutingRules(RoutingRuleRepository(), self.clock)
 
     def alert_ingest(self, base_url: str | None = None, alarm_tags: AlarmTags | None = None) -> AlertIngest:
         """Alerts in: every source's parsed ``Alert`` goes through this one use case."""
+        from incident_engine.store.routing_rules import RoutingRuleRepository
         from incident_engine.usecases.alert_incidents import (
             CatalogDirectory,
             StoreAlertIncidents,
