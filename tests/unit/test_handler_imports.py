@@ -13,8 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = "import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
 # Neither a timer, a reconciler pass nor a credential look-up needs pydantic (the routing rules'
-# documents are its only user outside the api) or boto3 (imported when a client is first built).
-NOT_AT_IMPORT = {"pydantic", "boto3", "incident_engine.domain.routing_documents"}
+# documents are its only user outside the api), boto3 (imported when a client is first built) or
+# the alert ingest use case.
+NOT_AT_IMPORT = {
+    "pydantic",
+    "boto3",
+    "incident_engine.domain.routing_documents",
+    "incident_engine.usecases.ingest",
+}
 
 
 @pytest.mark.parametrize("handler", ["escalation_worker", "reconciler", "authorizer"])
