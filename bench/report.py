@@ -34,6 +34,12 @@ def _cold_target(baseline: ColdStart, starts: list[ColdStart]) -> str:
         text += f"Met by {', '.join(met)}. "
     for s in missed:
         text += f"**Missed by {s.name} ({s.ratio(baseline):.2f}x).** "
+    if {"escalation_worker", "reconciler"} & {s.name for s in missed}:
+        text += (
+            "What the worker's and reconciler's imports still load beyond boto3's botocore (which PynamoDB "
+            "imports) is the engine's own modules, the Powertools logger and metrics, and for the worker "
+            "Powertools' batch utility (which imports asyncio and every event data class). "
+        )
     if "api" in [s.name for s in missed]:
         text += (
             "What the api's import still builds is the Powertools resolver with request validation (which "
@@ -242,7 +248,8 @@ def document(
         "route of template.yaml is reached that way), so importing the handler builds no router, no engine, "
         "no PynamoDB and no botocore, and a container builds only the routers it serves; the api's pydantic "
         "models and the routing rules' documents build their validators on first use (`defer_build`); "
-        "settings as a dataclass so the worker, reconciler and authorizer never import pydantic; Powertools' "
+        "settings as a dataclass and the routing rules' store imported only where rules are read, so the "
+        "worker, reconciler and authorizer never import pydantic (a unit test checks it); Powertools' "
         "OpenAPI models imported only by `/docs` and `/openapi.json`; boto3 imported only when a handler "
         "first talks to SQS or SNS; and bytecode compiled for 3.13 at build time in both layers (the last "
         "column shows what that is worth). Figures in this file before the dependencies layer shipped "

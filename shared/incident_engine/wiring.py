@@ -17,15 +17,12 @@ from incident_engine.store.incidents import IncidentRepository
 from incident_engine.store.maintenance import MaintenanceWindowRepository
 from incident_engine.store.models import bind_tables
 from incident_engine.store.policies import PolicyRepository
-from incident_engine.store.routing_rules import RoutingRuleRepository
 from incident_engine.store.services import ServiceRepository
 from incident_engine.store.signing import ConfigTableSigner
 from incident_engine.store.webhooks import WebhookRepository
-from incident_engine.usecases.alarms import AlarmReceiver
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
-from incident_engine.usecases.ingest import AlarmTags, AlertIngest
 from incident_engine.usecases.links import ActionLinkService
 from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.paging import PagingConfig
@@ -38,9 +35,11 @@ if TYPE_CHECKING:
     from incident_engine.store.people import TeamRepository, UserRepository
     from incident_engine.store.schedules import ScheduleRepository
     from incident_engine.store.tokens import TokenRepository
+    from incident_engine.usecases.alarms import AlarmReceiver
     from incident_engine.usecases.config import ConfigService
     from incident_engine.usecases.health import EngineHealth
     from incident_engine.usecases.heartbeats import HeartbeatService
+    from incident_engine.usecases.ingest import AlarmTags, AlertIngest
     from incident_engine.usecases.tokens import Authenticator, Tokens
 
 
@@ -166,15 +165,21 @@ class Services:
         )
 
     def routing_rules(self) -> RoutingRules:
+        # Imported on use: the rules' documents are pydantic models, which no timer or token needs.
+        from incident_engine.store.routing_rules import RoutingRuleRepository
+
         return RoutingRules(RoutingRuleRepository(), self.clock)
 
     def alert_ingest(self, base_url: str | None = None, alarm_tags: AlarmTags | None = None) -> AlertIngest:
         """Alerts in: every source's parsed ``Alert`` goes through this one use case."""
+        # Imported on use, as the alarm receiver below: no timer or token path ingests alerts.
+        from incident_engine.store.routing_rules import RoutingRuleRepository
         from incident_engine.usecases.alert_incidents import (
             CatalogDirectory,
             StoreAlertIncidents,
             StoredRules,
         )
+        from incident_engine.usecases.ingest import AlertIngest
 
         return AlertIngest(
             StoreAlertIncidents(self.incident_service(base_url), self.incidents, self.maintenance_windows()),
@@ -186,6 +191,7 @@ class Services:
     def alarm_receiver(self) -> AlarmReceiver:
         from incident_engine.adapters.alarms import CloudWatchAlarmTags, SqsDeadLetter
         from incident_engine.observability import logger
+        from incident_engine.usecases.alarms import AlarmReceiver
 
         region, endpoint = self.settings.region, self.settings.endpoint_url
         tags = self.alarm_tags or CloudWatchAlarmTags(cloudwatch_client(region, endpoint))
