@@ -32,7 +32,6 @@ class LatenessRun:
     workload: list[float] = field(default_factory=list)
     rate_per_second: float | None = None  # None: flat out
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
-    by_incident: dict[str, float] = field(default_factory=dict)  # level 1's lateness, for tracing
 
     @property
     def label(self) -> str:
@@ -53,13 +52,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def stack_process(env: dict[str, str] | None = None) -> LocalStackProcess:
-    """`make run`'s stack as the benchmarks run it, not started."""
-    log = ROOT / ".pytest_cache" / "bench-local-stack.log"
-    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
-    return LocalStackProcess("bench-token", log, env)
-
-
 @contextlib.contextmanager
 def local_stack(
     progress: bool = True,
@@ -68,7 +60,9 @@ def local_stack(
 ) -> Iterator[tuple[LocalStackProcess, TopicTap]]:
     """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
     (bench-quick shortens level 1's delay: the smoke runs the same code without waiting)."""
-    with stack_process(env) as stack:
+    log = ROOT / ".pytest_cache" / "bench-local-stack.log"
+    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
+    with LocalStackProcess("bench-token", log, env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
             "POST",
@@ -182,8 +176,6 @@ def run(
             if key in sent_ms:
                 due_ms = parse_iso(step["scheduled_at"]).timestamp() * 1000
                 result.lateness_ms[step["level"]].append(max(0.0, sent_ms[key] - due_ms))
-                if step["level"] == 1:
-                    result.by_incident[incident_id] = sent_ms[key] - due_ms
         if items:
             result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
     result.load = (load_before, os.getloadavg()[0])

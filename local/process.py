@@ -58,11 +58,7 @@ class LocalStackProcess:
         self.process: subprocess.Popen[str] | None = None
         self.exit_code: int | None = None
 
-    def start(self) -> LocalStackProcess:
-        """The process started, not waited for (`with` then waits for it to answer): a caller with other
-        work can let it boot meanwhile. `with` on a started stack does not start another."""
-        if self.process is not None:
-            return self
+    def __enter__(self) -> LocalStackProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -73,10 +69,6 @@ class LocalStackProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        return self
-
-    def __enter__(self) -> LocalStackProcess:
-        self.start()
 
         def healthy() -> bool:
             assert self.process is not None
@@ -96,8 +88,6 @@ class LocalStackProcess:
 
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None
-        if self.exit_code is not None:  # stopped already (a started stack can be stopped twice)
-            return
         self.process.send_signal(signal.SIGINT)
         try:
             self.exit_code = self.process.wait(timeout=20)

@@ -26,12 +26,6 @@ if str(ROOT / "shared") not in sys.path:
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def parse_iso(text: str) -> Any:
-    from incident_engine.domain.timefmt import parse_iso as parse
-
-    return parse(text)
-
-
 class LambdaContext:
     """Enough of Lambda's context object for Powertools' logger and batch processor."""
 
@@ -176,6 +170,8 @@ TRACE_WORKER = os.environ.get("LOCAL_WORKER_TRACE") == "1"
 def _trace_batch(received: list[dict[str, Any]], got: float) -> None:
     """How late each timer was when received, and how long its batch took to handle: where a late
     page's time went (LOCAL_WORKER_TRACE=1)."""
+    from incident_engine.domain.timefmt import parse_iso
+
     done = time.time()
     late = []
     for message in received:

@@ -29,7 +29,7 @@ class RateLimit:
 
     def __init__(self) -> None:
         self._blocked: dict[str, int] = {}  # caller id -> the minute it is refused until its end
-        self._claimed: dict[str, tuple[int, int]] = {}  # caller id -> (minute, requests left)
+        self._claimed: dict[str, tuple[int, int]] = {}  # counter key -> (minute, requests left)
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -64,15 +64,15 @@ class RateLimit:
                 self._blocked.clear()
             if len(self._claimed) > 10_000:
                 self._claimed.clear()
-        if self._spend_claimed(who.id, window):
-            return 0
         key = f"{who.kind}#{who.id}"
+        if self._spend_claimed(key, window):
+            return 0
         expires = (window + 2) * 60
         try:
             block = block_size(limit)
             if block > 1 and wired.token_store.count_request(key, window, limit, expires, block):
                 with self._lock:
-                    self._claimed[who.id] = (window, block - 1)  # this request spends one
+                    self._claimed[key] = (window, block - 1)  # this request spends one
                 return 0
             allowed = wired.token_store.count_request(key, window, limit, expires, 1)
         except Exception:
