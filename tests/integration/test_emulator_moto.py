@@ -16,6 +16,7 @@ import time_machine
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.sns.models import Subscription
 from moto.sqs.models import Queue
 
 from local import emulator
@@ -189,6 +190,78 @@ def test_the_server_routes_by_the_list_of_moto_modules() -> None:
     )
 
 
+def test_action_names_listed_once_per_class_are_moto_s_and_still_dispatch(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import responses
+    from moto.sqs.responses import SQSResponse
+
+    # Given moto's own listing of a handler's methods, and the cached one installed over it
+    listed = responses.method_names_from_class
+    monkeypatch.setattr(responses, "method_names_from_class", listed)  # (restored after the test)
+    calls: list[object] = []
+    monkeypatch.setattr(
+        responses, "method_names_from_class", lambda clazz: calls.append(clazz) or listed(clazz)
+    )
+    emulator.cached_action_names()
+    # When requests reach two handler classes, each twice
+    ddb, sqs = boto3.client("dynamodb", region_name=aws.region), boto3.client("sqs", region_name=aws.region)
+    for _ in range(2):
+        ddb.describe_table(TableName=aws.physical["IncidentsTable"])
+        sqs.list_queues()
+    # Then they were answered, each class was listed once, and the names are moto's
+    assert calls == [DynamoHandler, SQSResponse], changed(
+        "moto.core.responses.method_names_from_class", "call_action finds the action's method by it"
+    )
+    assert responses.method_names_from_class(DynamoHandler) == listed(DynamoHandler)
+
+
+def test_sns_deliveries_after_the_first_reuse_its_certificate_and_verify_against_it(
+    aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    # Given a topic with a queue subscribed, and the patch installed (restored after the test)
+    monkeypatch.setattr(Subscription, "get_post_data", Subscription.get_post_data)
+    emulator.one_signing_certificate()
+    sns, sqs = boto3.client("sns", region_name=aws.region), boto3.client("sqs", region_name=aws.region)
+    topic = sns.create_topic(Name="emu-signing")["TopicArn"]
+    queue = sqs.create_queue(QueueName="emu-signing")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    stored = sns_backends[DEFAULT_ACCOUNT_ID][aws.region]._message_public_keys
+    before = len(stored)
+    # When three messages are published, one with a subject and attributes
+    sns.publish(TopicArn=topic, Message="first")
+    sns.publish(TopicArn=topic, Message="second\nline")
+    attributes = {"kind": {"DataType": "String", "StringValue": "page"}}
+    sns.publish(TopicArn=topic, Message="third", Subject="subject", MessageAttributes=attributes)
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    envelopes = sorted((json.loads(m["Body"]) for m in got), key=lambda e: str(e["Message"]))
+    # Then one certificate was made, every envelope has moto's members, and each signature verifies
+    assert len(stored) == before + 1, changed("moto.sns.models.Subscription.get_post_data", "a PEM per call")
+    first = envelopes[0]
+    assert [e["SigningCertURL"] for e in envelopes] == [first["SigningCertURL"]] * 3
+    assert set(envelopes[1]) == set(first)
+    assert envelopes[2]["Subject"] == "subject"
+    assert envelopes[2]["MessageAttributes"]["kind"]["Value"] == "page"
+    certificate = x509.load_pem_x509_certificate(stored[first["SigningCertURL"].rsplit("/", 1)[1]])
+    for e in envelopes:
+        signed = "".join(
+            f"{name}\n{e[name]}\n" for name in ("Message", "MessageId", "Timestamp", "TopicArn", "Type")
+        )
+        certificate.public_key().verify(  # type: ignore[union-attr, call-arg]
+            base64.b64decode(e["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+
+
 def test_a_long_poll_wakes_when_a_delayed_message_becomes_visible(
     aws: LocalStack, clock: time_machine.Traveller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,6 +345,7 @@ def test_dynamodb_results_written_plainly_are_what_moto_s_serializer_writes(
         "n": {"N": "-1.50"},
         "ns": {"NS": ["1", "2.5"]},
         "ss": {"SS": ["a", "b"]},
+        "document": {"S": '{"escalation": null, "note": "\\"null\\""}'},  # JSON kept in a string
         "flag": {"BOOL": False},
         "nothing": {"NULL": True},
         "nested": {"M": {"l": {"L": [{"S": ""}, {"N": "0"}, {"M": {}}]}}},
@@ -325,6 +399,14 @@ def test_each_patch_refuses_to_install_over_an_internal_that_changed(monkeypatch
     monkeypatch.setattr(Queue, "wait_for_messages", lambda self: None)
     with pytest.raises(MotoChanged, match=r"Queue\.wait_for_messages"):
         emulator.prompt_long_polls()
+    from moto.core import responses
+
+    monkeypatch.setattr(responses, "method_names_from_class", lambda clazz, predicate: [])
+    with pytest.raises(MotoChanged, match=r"responses\.method_names_from_class"):
+        emulator.cached_action_names()
+    monkeypatch.setattr(Subscription, "get_post_data", lambda self, message: {})
+    with pytest.raises(MotoChanged, match=r"Subscription\.get_post_data"):
+        emulator.one_signing_certificate()
     monkeypatch.setattr(Queue, "messages", [])
     with pytest.raises(MotoChanged, match=r"Queue\.messages"):
         emulator.one_clock_read_per_scan()
