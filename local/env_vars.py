@@ -4,8 +4,9 @@ Without a stack, SAM resolves !Ref to logical ids (INCIDENTS_TABLE=IncidentsTabl
 fails. This writes each function's variables, as the template declares them, resolved against
 
 - the running `make run` stack (default): its tables, queues and topics on the emulator, with
-  AWS_ENDPOINT_URL pointing there (--aws-endpoint rewrites it for what the container can reach,
-  e.g. http://host.docker.internal:5000 under Docker Desktop); or
+  AWS_ENDPOINT_URL pointing there and AWS_ENDPOINT_URL_DYNAMODB at the port after it (DynamoDB's
+  emulator); --aws-endpoint rewrites both for what the container can reach, e.g.
+  http://host.docker.internal:5000 under Docker Desktop (DynamoDB then on :5001); or
 - a deployed stack (--stack NAME): each variable whose template expression is also an Output's
   takes that output's value (INCIDENTS_TABLE and the IncidentsTableName output are both
   !Ref IncidentsTable), one that is a !Ref to a parameter takes the stack's parameter value.
@@ -22,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local.invoke import running_stack
+from local.invoke import dynamodb_beside, running_stack
 from local.template import ROOT, load_template
 
 DEFAULT_OUT = ROOT / ".aws-sam" / "env-vars.json"
@@ -47,6 +48,8 @@ def from_local_stack(aws_endpoint: str | None = None) -> dict[str, dict[str, str
         variables.pop("API_TOKEN_SHA256", None)  # the parameter override sets it (see the README)
         if aws_endpoint and "AWS_ENDPOINT_URL" in variables:
             variables["AWS_ENDPOINT_URL"] = aws_endpoint
+        if aws_endpoint and "AWS_ENDPOINT_URL_DYNAMODB" in variables:
+            variables["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_beside(aws_endpoint)
     return out
 
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,6 +189,12 @@ def token_parameters() -> dict[str, str]:
     return {"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()}
 
 
+def dynamodb_beside(aws_url: str) -> str:
+    """`make run` answers DynamoDB from an emulator of its own, on the port after its AWS endpoint's."""
+    parts = urllib.parse.urlsplit(aws_url)
+    return parts._replace(netloc=f"{parts.hostname}:{(parts.port or 80) + 1}").geturl()
+
+
 def running_stack(say: Callable[[str], None] = print) -> LocalStack | None:
     """The running `make run` stack's resources, if one answers on its AWS endpoint."""
     running = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('AWS_PORT', '5000')}"
@@ -198,6 +205,7 @@ def running_stack(say: Callable[[str], None] = print) -> LocalStack | None:
             _session(),
             stack_name=STACK_NAME,
             endpoint_url=running,
+            dynamodb_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or dynamodb_beside(running),
             api_url=f"http://127.0.0.1:{os.environ.get('API_PORT', '3000')}",
             parameters=token_parameters(),
             create=False,

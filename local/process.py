@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A free port whose next one is free too: the local stack's emulators take AWS_PORT and AWS_PORT + 1."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
 def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
     """Poll `check` until it returns something truthy, or fail once the deadline passes."""
     deadline = time.monotonic() + timeout
@@ -42,9 +54,13 @@ class LocalStackProcess:
 
     def __init__(self, token: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.token = token
-        self.api_port, self.aws_port = free_port(), free_port()
+        self.aws_port = free_port_pair()
+        self.api_port = free_port()
+        while self.api_port in (self.aws_port, self.aws_port + 1):
+            self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.aws_url = f"http://127.0.0.1:{self.aws_port}"
+        self.dynamodb_url = f"http://127.0.0.1:{self.aws_port + 1}"  # DynamoDB's own emulator
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -55,6 +71,7 @@ class LocalStackProcess:
             **(extra_env or {}),
         }
         self.env.pop("AWS_ENDPOINT_URL", None)
+        self.env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         self.process: subprocess.Popen[str] | None = None
         self.exit_code: int | None = None
 
@@ -119,7 +136,9 @@ class LocalStackProcess:
             aws_secret_access_key="local",  # noqa: S106
             region_name="us-east-1",
         )
-        return session.client(service, endpoint_url=self.aws_url)
+        return session.client(
+            service, endpoint_url=self.dynamodb_url if service == "dynamodb" else self.aws_url
+        )
 
 
 class TopicTap:

@@ -1,6 +1,8 @@
 """`make run`: the whole system on this machine.
 
-moto's server is the AWS endpoint; template.yaml's tables, queues and topic are created on it;
+moto's server is the AWS endpoint, in two processes (DynamoDB on AWS_PORT + 1, the rest on AWS_PORT,
+so that the two halves of its work run on two cores); template.yaml's tables, queues and topic are
+created on them;
 an HTTP gateway invokes the api handler (behind the token authorizer); a poller feeds the timer
 queue to the escalation worker like the SQS event source; a process of its own invokes the
 reconciler like EventBridge Scheduler (local/scheduler.py); the template's CloudWatch alarms are
@@ -8,10 +10,10 @@ judged on the emulator's metrics and published to EngineHealthTopic (local/alarm
 topic and an EventBridge rule reach the alarm ingest function
 (local/async_sources.py); and a tap on the notifications topic prints every message SNS delivers.
 
-Environment: API_PORT (3000), AWS_PORT (5000), API_TOKEN (random when unset), HOST (127.0.0.1),
-RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log level), LOCAL_WORKERS (6;
-escalation worker processes, each long-polling the timer queue), LOCAL_WORKER_BATCH (1; messages a
-worker takes per receive, at most the template's BatchSize),
+Environment: API_PORT (3000), AWS_PORT (5000; DynamoDB's on the next port), API_TOKEN (random when
+unset), HOST (127.0.0.1), RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log
+level), LOCAL_WORKERS (6; escalation worker processes, each long-polling the timer queue),
+LOCAL_WORKER_BATCH (1; messages a worker takes per receive, at most the template's BatchSize),
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
 at once), LOCAL_READ_TIMEOUT (10; seconds a client may take to send a request), WEBHOOK_RETRY_SCALE
 (1; multiplies the webhook sender's retry waits, e.g. 0.01 makes its 8 attempts take seconds instead
@@ -89,16 +91,19 @@ def main() -> int:
         say(f"error: WEBHOOK_RETRY_SCALE must be a number of at least 0, not {retry_scale!r}")
         return 2
     token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
-    for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port)):
+    dynamodb_port = aws_port + 1  # DynamoDB's emulator: beside the rest, AWS_PORT + 1
+    for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port), ("AWS_PORT + 1", dynamodb_port)):
         if not _port_free(host, port):
+            choose = "AWS_PORT" if name == "AWS_PORT + 1" else name
             say(
                 f"error: port {port} ({name}) is already in use on {host}. "
-                f"Stop whatever holds it, or choose another: {name}=<port> make run"
+                f"Stop whatever holds it, or choose another: {choose}=<port> make run"
             )
             return 2
 
     api_url = f"http://{host}:{api_port}"
     aws_url = f"http://{host}:{aws_port}"
+    dynamodb_url = f"http://{host}:{dynamodb_port}"
     # The functions read these, exactly as they would read Lambda's environment.
     os.environ.update(
         {
@@ -107,6 +112,7 @@ def main() -> int:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": aws_url,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
         }
     )
     os.environ.pop("AWS_PROFILE", None)
@@ -119,21 +125,30 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-    # The emulator runs in its own process: it then has a core of its own, as AWS would.
-    say(f"Starting emulated AWS (moto) on {aws_url} ...")
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "local.emulator", "--host", host, "--port", str(aws_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # our Ctrl-C handling stops it, in order
-    )
+    # The emulator runs in its own processes, so that it has cores of its own, as AWS would: one
+    # answers DynamoDB (about half of its work), the other SQS, SNS, CloudWatch and EventBridge,
+    # which deliver to one another and so share one moto.
+    say(f"Starting emulated AWS (moto) on {aws_url}, its DynamoDB on {dynamodb_url} ...")
+    emulators = [
+        subprocess.Popen(
+            [sys.executable, "-m", "local.emulator", "--host", host, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # our Ctrl-C handling stops it, in order
+        )
+        for port in (aws_port, dynamodb_port)
+    ]
     deadline = time.monotonic() + 60
-    while _port_free(host, aws_port):
-        if emulator.poll() is not None or time.monotonic() > deadline:
-            say(f"error: the emulator did not start: {emulator.stderr.read() if emulator.stderr else ''}")
-            return 2
-        time.sleep(0.05)  # waiting for the emulator's port, up to the deadline
+    for emulator, port in zip(emulators, (aws_port, dynamodb_port), strict=True):
+        while _port_free(host, port):
+            if emulator.poll() is not None or time.monotonic() > deadline:
+                error = emulator.stderr.read() if emulator.poll() is not None and emulator.stderr else ""
+                say(f"error: the emulator on port {port} did not start: {error}")
+                for started in emulators:
+                    started.kill()
+                return 2
+            time.sleep(0.05)  # waiting for the emulator's port, up to the deadline
 
     import boto3
 
@@ -145,6 +160,7 @@ def main() -> int:
     stack = provision(
         session,
         endpoint_url=aws_url,
+        dynamodb_endpoint_url=dynamodb_url,
         api_url=api_url,
         parameters={
             "ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest(),
@@ -270,11 +286,15 @@ def main() -> int:
     announce("")
     announce("Incident Engine is running locally.")
     announce(f"  API          {api_url}   (OpenAPI: {api_url}/openapi.json, Swagger UI: {api_url}/docs)")
-    announce(f"  AWS endpoint {aws_url}   (moto; it takes any credentials, but the AWS CLI wants some)")
+    announce(
+        f"  AWS endpoint {aws_url}, DynamoDB {dynamodb_url}   (moto; it takes any credentials, but the "
+        "AWS CLI wants some)"
+    )
     # A working line for someone with no AWS configuration at all (the CLI refuses to run without
     # a region and credentials); describe-alarms is how the engine-health alarms' states are read.
     announce(
-        f"  AWS CLI      AWS_ENDPOINT_URL={aws_url} AWS_DEFAULT_REGION={stack.region} "
+        f"  AWS CLI      AWS_ENDPOINT_URL={aws_url} AWS_ENDPOINT_URL_DYNAMODB={dynamodb_url} "
+        f"AWS_DEFAULT_REGION={stack.region} "
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws cloudwatch describe-alarms"
     )
     announce(f"  API token    {token}")
@@ -324,7 +344,7 @@ def main() -> int:
     for thread in threads:
         thread.join(timeout=5)
     async_containers.close()
-    children: list[subprocess.Popen[Any]] = [*workers, scheduler, emulator]
+    children: list[subprocess.Popen[Any]] = [*workers, scheduler, *emulators]
     for child in children:  # workers first, while the emulator still answers
         child.terminate()
         try:

@@ -194,8 +194,12 @@ def provision(
     endpoint_url: str | None = None,
     template: dict[str, Any] | None = None,
     create: bool = True,
+    dynamodb_endpoint_url: str | None = None,
 ) -> LocalStack:
     """Create every table, queue and topic in the template; return names and function specs.
+
+    DynamoDB is reached at dynamodb_endpoint_url when given (`make run` answers it from an emulator
+    process of its own), else at endpoint_url like the rest.
 
     With create=False nothing is created: the resources a stack of that name already made on the
     endpoint (`make run`'s) are looked up instead, and LookupError names the first one missing.
@@ -209,7 +213,10 @@ def provision(
     kwargs: dict[str, Any] = {"region_name": region}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-    dynamodb = session.client("dynamodb", **kwargs)
+    dynamodb_endpoint_url = dynamodb_endpoint_url or endpoint_url
+    dynamodb = session.client(
+        "dynamodb", **{**kwargs, **({"endpoint_url": dynamodb_endpoint_url} if dynamodb_endpoint_url else {})}
+    )
     sqs = session.client("sqs", **kwargs)
     sns = session.client("sns", **kwargs)
 
@@ -304,12 +311,16 @@ def provision(
             continue
         props = res["Properties"]
         env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
-        # The template declares AWS_ENDPOINT_URL empty (real AWS) so that `sam local invoke` can be
-        # pointed elsewhere; here it is the emulator, or unset when moto runs in-process.
-        if "AWS_ENDPOINT_URL" in env and endpoint_url:
-            env["AWS_ENDPOINT_URL"] = endpoint_url
-        elif "AWS_ENDPOINT_URL" in env:
-            del env["AWS_ENDPOINT_URL"]
+        # The template declares the endpoints empty (real AWS) so that `sam local invoke` can be
+        # pointed elsewhere; here they are the emulators, or unset when moto runs in-process.
+        for name, url in (
+            ("AWS_ENDPOINT_URL", endpoint_url),
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint_url),
+        ):
+            if name in env and url:
+                env[name] = url
+            elif name in env:
+                del env[name]
         folder = Path(props["CodeUri"]).name
         routes, queue, batch, schedule, schedule_input = [], None, 10, None, None
         topics: list[str] = []

@@ -22,7 +22,7 @@ START = datetime(2026, 11, 22, 7, 0, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Never reach a real AWS account or a running local stack from a test.
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "PUBLIC_API_URL"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "PUBLIC_API_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -62,7 +62,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, clock: time_machine.Traveller) -> Itera
         reset_services()
         yield stack
         reset_services()
-    assert "AWS_ENDPOINT_URL" not in os.environ
+    assert "AWS_ENDPOINT_URL" not in os.environ and "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ class Settings:
     region: str = "us-east-1"
     # Set only to talk to an emulated AWS (the local stack); boto3 honours it too.
     endpoint_url: str | None = None
+    # DynamoDB's own, as botocore reads AWS_ENDPOINT_URL_DYNAMODB: the local stack answers DynamoDB
+    # from an emulator process of its own. Falls back to endpoint_url.
+    dynamodb_endpoint_url: str | None = None
     # Base of links in notifications. The api function derives it from the request when unset.
     public_api_url: str | None = None
     # How long past due a timer may be before the reconciler re-sends it.
@@ -66,6 +69,7 @@ def get_settings() -> Settings:
         notifications_topic_arn=env.get("NOTIFICATIONS_TOPIC_ARN", ""),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        dynamodb_endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
         public_api_url=env.get("PUBLIC_API_URL") or None,
         reconcile_grace_seconds=_number("RECONCILE_GRACE_SECONDS", "20", 0),
         reconcile_batch=int(_number("RECONCILE_BATCH", "500", 1)),

@@ -123,7 +123,7 @@ class Services:
 
     @property
     def config_stores(self) -> ConfigStores:
-        return _config_stores(self.settings.region, self.settings.endpoint_url)
+        return _config_stores(self.settings.region, self.settings.dynamodb_endpoint_url)
 
     @property
     def users(self) -> UserRepository:
@@ -149,7 +149,7 @@ class Services:
 
     @property
     def token_store(self) -> TokenRepository:
-        return _token_store(self.settings.region, self.settings.endpoint_url)
+        return _token_store(self.settings.region, self.settings.dynamodb_endpoint_url)
 
     def maintenance_windows(self) -> MaintenanceWindows:
         settings = self.settings
@@ -264,10 +264,12 @@ class Services:
 @lru_cache(maxsize=1)
 def services() -> Services:
     settings = get_settings()
-    bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
+    bind_tables(
+        settings.incidents_table, settings.config_table, settings.region, settings.dynamodb_endpoint_url
+    )
     clock = SystemClock()
     signer = ConfigTableSigner()
-    incidents = IncidentRepository(settings.region, settings.endpoint_url, signer)
+    incidents = IncidentRepository(settings.region, settings.dynamodb_endpoint_url, signer)
     timers = EscalationTimerQueue(
         sqs_client(settings.region, settings.endpoint_url), settings.timer_queue_url
     )
@@ -277,8 +279,8 @@ def services() -> Services:
     return Services(
         settings=settings,
         incidents=incidents,
-        policies_store=PolicyRepository(settings.region, settings.endpoint_url),
-        services_store=ServiceRepository(settings.region, settings.endpoint_url),
+        policies_store=PolicyRepository(settings.region, settings.dynamodb_endpoint_url),
+        services_store=ServiceRepository(settings.region, settings.dynamodb_endpoint_url),
         dispatcher=Dispatcher(incidents, timers, publisher, clock),
         clock=clock,
         signer=signer,
@@ -298,10 +300,12 @@ def authenticator() -> Authenticator:
     from incident_engine.usecases.tokens import Authenticator
 
     settings = get_settings()
-    bind_tables(settings.incidents_table, settings.config_table, settings.region, settings.endpoint_url)
+    bind_tables(
+        settings.incidents_table, settings.config_table, settings.region, settings.dynamodb_endpoint_url
+    )
     return Authenticator(
-        ServiceRepository(settings.region, settings.endpoint_url),
-        _token_store(settings.region, settings.endpoint_url),
+        ServiceRepository(settings.region, settings.dynamodb_endpoint_url),
+        _token_store(settings.region, settings.dynamodb_endpoint_url),
         SystemClock(),
     )
 

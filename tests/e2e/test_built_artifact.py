@@ -342,6 +342,7 @@ def test_invoke_and_env_vars_use_the_running_local_stack(
     session = boto3.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
     provision(session, stack_name=invoke.STACK_NAME, endpoint_url=endpoint)  # what `make run` creates
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)  # one emulator here answers both
 
     variables = env_vars.from_local_stack("http://host.docker.internal:5000")
     assert variables is not None
@@ -350,6 +351,9 @@ def test_invoke_and_env_vars_use_the_running_local_stack(
         f"/{invoke.STACK_NAME}-TimerQueue"
     )
     assert {v["AWS_ENDPOINT_URL"] for v in variables.values()} == {"http://host.docker.internal:5000"}
+    assert {v["AWS_ENDPOINT_URL_DYNAMODB"] for v in variables.values()} == {
+        "http://host.docker.internal:5001"
+    }
     assert "API_TOKEN_SHA256" not in variables["AuthorizerFunction"]  # --parameter-overrides sets it
 
     capsys.readouterr()
@@ -388,6 +392,7 @@ def test_env_vars_from_a_deployed_stack_come_from_its_outputs_and_parameters() -
     assert variables["ApiFunction"]["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert variables["ApiFunction"]["TOKEN_RATE_PER_MINUTE"] == "600"
     assert variables["ApiFunction"]["AWS_ENDPOINT_URL"] == ""  # real AWS
+    assert variables["ApiFunction"]["AWS_ENDPOINT_URL_DYNAMODB"] == ""
     # NoEcho: the parameter override (the api function checks it for GET /health?deep=1)
     assert unresolved == ["AuthorizerFunction.API_TOKEN_SHA256", "ApiFunction.API_TOKEN_SHA256"]
     assert variables["ApiFunction"]["TIMER_DEAD_LETTER_URL"] == outputs["TimerDeadLetterQueueUrl"]

@@ -153,16 +153,22 @@ def pending_requests_from(pids: list[int], port: int) -> bool:
 def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     pid = stack.process.pid
-    emulator = children(pid, "local.emulator")
-    assert len(emulator) == 1
+    emulators = children(pid, "local.emulator")
+    assert len(emulators) == 2  # DynamoDB's on AWS_PORT + 1, the rest's on AWS_PORT
+    dynamodb_port = stack.aws_port + 1
+    emulator = [
+        e
+        for e in emulators
+        if f"--port {dynamodb_port}".encode() in Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ")
+    ]
     answers: list[tuple[int, Any]] = []
     slow = threading.Thread(target=lambda: answers.append(stack.call("GET", "/incidents")))
-    # Given a request stuck in the API handler: the emulated AWS it reads from is paused
+    # Given a request stuck in the API handler: the emulated DynamoDB it reads from is paused
     os.kill(emulator[0], signal.SIGSTOP)
     try:
         slow.start()
         wait_for(
-            lambda: pending_requests_from(children(pid, "local.container"), stack.aws_port),
+            lambda: pending_requests_from(children(pid, "local.container"), dynamodb_port),
             HANG,
             "the API handler's request to wait at the paused emulator",
         )
