@@ -235,6 +235,7 @@ def in_process_aws(extra_env: dict[str, str] | None = None) -> Iterator[LocalSta
         }
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     from incident_engine.wiring import reset_services
     from local.emulator import fast_queries, fast_transactions
 

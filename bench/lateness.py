@@ -32,6 +32,10 @@ class LatenessRun:
     workload: list[float] = field(default_factory=list)
     rate_per_second: float | None = None  # None: flat out
     load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average before and after
+    # CPU seconds each kind of the stack's processes (and this load generator) used during the run,
+    # and the share of the machine's cores busy: where the run's capacity went
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0
 
     @property
     def label(self) -> str:
@@ -45,6 +49,57 @@ class LatenessRun:
 
     def all_lateness(self) -> list[float]:
         return [v for values in self.lateness_ms.values() for v in values]
+
+
+def _process_kind(command: str, aws_port: int) -> str | None:
+    if "local.emulator" in command:
+        return "emulator: DynamoDB" if f"--port {aws_port + 1}" in command else "emulator: the rest"
+    for module, kind in (
+        ("local.container", "api and alarm containers"),
+        ("local.worker", "escalation workers"),
+        ("local.scheduler", "reconciler"),
+        ("local.stack", "stack: gateway, tap, alarms"),
+    ):
+        if module in command:
+            return kind
+    return None
+
+
+def process_cpu(stack: LocalStackProcess) -> tuple[dict[str, float], tuple[int, int]]:
+    """CPU seconds so far of each kind of the stack's processes and of this one (Linux /proc), and
+    the machine's busy and total clock ticks. Empty where /proc is not there."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    try:
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                fields = stat[stat.rfind(")") + 2 :].split()
+                parent[int(entry)] = int(fields[1])
+                spent[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+        cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return {}, (0, 0)
+    root = stack.process.pid if stack.process else -1
+
+    def in_stack(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    used: dict[str, float] = {"load generator and tap": spent.get(os.getpid(), 0.0)}
+    for pid, seconds in spent.items():
+        if not in_stack(pid):
+            continue
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            kind = _process_kind(command, stack.aws_port) or "other"
+            used[kind] = used.get(kind, 0.0) + seconds
+    idle = cpu[3] + cpu[4]
+    return used, (sum(cpu) - idle, sum(cpu))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,6 +153,7 @@ def run(
             return run(incidents, clients, progress, rate_per_second, fresh)
     stack, tap = on
     load_before = os.getloadavg()[0]
+    cpu_before, machine_before = process_cpu(stack)
 
     def create(n: int) -> str:
         code, body = stack.call("POST", "/incidents", {"title": f"bench {n}", "severity": "P2"})
@@ -162,6 +218,10 @@ def run(
     while time.monotonic() < wait_until:
         tap.poll(wait_seconds=1)
 
+    cpu_after, machine_after = process_cpu(stack)
+    result.cpu_seconds = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_after.items()}
+    if machine_after[1] > machine_before[1]:
+        result.machine_busy = (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1])
     sent_ms = {(i, level): sent for i, level, sent in pages()}
     counts = Counter((i, level) for i, level, _ in pages())
     result.pages_delivered = sum(counts.values())
