@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from incident_engine.domain.timefmt import parse_iso
+from local.endpoints import dynamodb_port
 from local.process import LocalStackProcess, TopicTap, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,8 @@ class LatenessRun:
 
 def _process_kind(command: str, aws_port: int) -> str | None:
     if "local.emulator" in command:
-        return "emulator: DynamoDB" if f"--port {aws_port + 1}" in command else "emulator: the rest"
+        dynamodb = f"--port {dynamodb_port(aws_port)}" in command
+        return "emulator: DynamoDB" if dynamodb else "emulator: the rest"
     for module, kind in (
         ("local.container", "api and alarm containers"),
         ("local.worker", "escalation workers"),

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local.invoke import dynamodb_beside, running_stack
+from local.endpoints import dynamodb_beside
+from local.invoke import running_stack
 from local.template import ROOT, load_template
 
 DEFAULT_OUT = ROOT / ".aws-sam" / "env-vars.json"

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from local.build import Artifact, BuiltFunction, build
+from local.endpoints import dynamodb_beside
 from local.template import ROOT, LocalStack, provision
 
 EVENTS = ROOT / "events"
@@ -187,12 +187,6 @@ def fresh_emulator() -> Iterator[str]:
 def token_parameters() -> dict[str, str]:
     token = os.environ.get("API_TOKEN") or SAMPLE_TOKEN
     return {"ApiTokenSha256": hashlib.sha256(token.encode()).hexdigest()}
-
-
-def dynamodb_beside(aws_url: str) -> str:
-    """`make run` answers DynamoDB from an emulator of its own, on the port after its AWS endpoint's."""
-    parts = urllib.parse.urlsplit(aws_url)
-    return parts._replace(netloc=f"{parts.hostname}:{(parts.port or 80) + 1}").geturl()
 
 
 def running_stack(say: Callable[[str], None] = print) -> LocalStack | None:

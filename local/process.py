@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from local.endpoints import dynamodb_beside, dynamodb_port
+
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
@@ -31,7 +33,7 @@ def free_port_pair() -> int:
         port = free_port()
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", port + 1))
+                sock.bind(("127.0.0.1", dynamodb_port(port)))
             except OSError:
                 continue
         return port
@@ -56,11 +58,11 @@ class LocalStackProcess:
         self.token = token
         self.aws_port = free_port_pair()
         self.api_port = free_port()
-        while self.api_port in (self.aws_port, self.aws_port + 1):
+        while self.api_port in (self.aws_port, dynamodb_port(self.aws_port)):
             self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.api_port}"
         self.aws_url = f"http://127.0.0.1:{self.aws_port}"
-        self.dynamodb_url = f"http://127.0.0.1:{self.aws_port + 1}"  # DynamoDB's own emulator
+        self.dynamodb_url = dynamodb_beside(self.aws_url)
         self.log_path = log_path
         self.env = {
             **os.environ,

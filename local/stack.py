@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from local import endpoints
+
 STOP = threading.Event()
 
 
@@ -91,7 +93,7 @@ def main() -> int:
         say(f"error: WEBHOOK_RETRY_SCALE must be a number of at least 0, not {retry_scale!r}")
         return 2
     token = os.environ.get("API_TOKEN") or secrets.token_urlsafe(24)
-    dynamodb_port = aws_port + 1  # DynamoDB's emulator: beside the rest, AWS_PORT + 1
+    dynamodb_port = endpoints.dynamodb_port(aws_port)  # DynamoDB's emulator, beside the rest
     for name, port in (("API_PORT", api_port), ("AWS_PORT", aws_port), ("AWS_PORT + 1", dynamodb_port)):
         if not _port_free(host, port):
             choose = "AWS_PORT" if name == "AWS_PORT + 1" else name
@@ -103,7 +105,7 @@ def main() -> int:
 
     api_url = f"http://{host}:{api_port}"
     aws_url = f"http://{host}:{aws_port}"
-    dynamodb_url = f"http://{host}:{dynamodb_port}"
+    dynamodb_url = endpoints.dynamodb_beside(aws_url)
     # The functions read these, exactly as they would read Lambda's environment.
     os.environ.update(
         {

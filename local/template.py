@@ -210,21 +210,16 @@ def provision(
     params.update(parameters or {})
     stack = LocalStack(stack_name=stack_name, region=region, parameters=params)
     resolver = _Resolver(stack, params, api_url)
-    kwargs: dict[str, Any] = {"region_name": region}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
     dynamodb_endpoint_url = dynamodb_endpoint_url or endpoint_url
-    dynamodb = session.client(
-        "dynamodb", **{**kwargs, **({"endpoint_url": dynamodb_endpoint_url} if dynamodb_endpoint_url else {})}
-    )
-    sqs = session.client("sqs", **kwargs)
-    sns = session.client("sns", **kwargs)
+    dynamodb = session.client("dynamodb", region_name=region, endpoint_url=dynamodb_endpoint_url)
+    sqs = session.client("sqs", region_name=region, endpoint_url=endpoint_url)
+    sns = session.client("sns", region_name=region, endpoint_url=endpoint_url)
 
     def physical_name(logical_id: str) -> str:
         return f"{stack_name}-{logical_id}"
 
-    def missing(logical_id: str, name: str) -> LookupError:
-        where = endpoint_url or "the emulated AWS"
+    def missing(logical_id: str, name: str, endpoint: str | None) -> LookupError:
+        where = endpoint or "the emulated AWS"
         return LookupError(f"{logical_id} ({name}) does not exist on {where}: is the local stack running?")
 
     for logical_id, res in resources.items():
@@ -233,7 +228,7 @@ def provision(
             try:
                 arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
             except dynamodb.exceptions.ResourceNotFoundException:
-                raise missing(logical_id, name) from None
+                raise missing(logical_id, name, dynamodb_endpoint_url) from None
             stack.physical[logical_id], stack.arns[logical_id] = name, arn
         elif res["Type"] == "AWS::DynamoDB::Table":
             props = res["Properties"]
@@ -267,7 +262,7 @@ def provision(
             try:
                 url = sqs.get_queue_url(QueueName=physical_name(logical_id))["QueueUrl"]
             except sqs.exceptions.QueueDoesNotExist:
-                raise missing(logical_id, physical_name(logical_id)) from None
+                raise missing(logical_id, physical_name(logical_id), endpoint_url) from None
         stack.physical[logical_id] = url
         stack.arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"
@@ -282,7 +277,7 @@ def provision(
                 try:
                     sns.get_topic_attributes(TopicArn=arn)
                 except sns.exceptions.NotFoundException:
-                    raise missing(logical_id, physical_name(logical_id)) from None
+                    raise missing(logical_id, physical_name(logical_id), endpoint_url) from None
             stack.physical[logical_id] = arn
             stack.arns[logical_id] = arn
 

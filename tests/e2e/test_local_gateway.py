@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from local.endpoints import dynamodb_port
 from local.process import LocalStackProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -153,14 +154,10 @@ def pending_requests_from(pids: list[int], port: int) -> bool:
 def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     assert stack.process is not None
     pid = stack.process.pid
-    emulators = children(pid, "local.emulator")
-    assert len(emulators) == 2  # DynamoDB's on AWS_PORT + 1, the rest's on AWS_PORT
-    dynamodb_port = stack.aws_port + 1
-    emulator = [
-        e
-        for e in emulators
-        if f"--port {dynamodb_port}".encode() in Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ")
-    ]
+    assert len(children(pid, "local.emulator")) == 2  # DynamoDB's on its own port, the rest's on AWS_PORT
+    dynamodb = dynamodb_port(stack.aws_port)
+    emulator = children(pid, f"local.emulator --host 127.0.0.1 --port {dynamodb}")
+    assert len(emulator) == 1
     answers: list[tuple[int, Any]] = []
     slow = threading.Thread(target=lambda: answers.append(stack.call("GET", "/incidents")))
     # Given a request stuck in the API handler: the emulated DynamoDB it reads from is paused
@@ -168,7 +165,7 @@ def test_requests_are_served_concurrently(stack: LocalStackProcess) -> None:
     try:
         slow.start()
         wait_for(
-            lambda: pending_requests_from(children(pid, "local.container"), dynamodb_port),
+            lambda: pending_requests_from(children(pid, "local.container"), dynamodb),
             HANG,
             "the API handler's request to wait at the paused emulator",
         )
