@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +17,55 @@ from pathlib import Path
 from incident_engine.domain.timefmt import parse_iso
 from local.endpoints import dynamodb_port
 from local.process import LocalStackProcess, TopicTap, wait_for
+from local.runtime import TRACE_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVEL1_DELAY_MINUTES = 0.1  # level 0 at once, level 1 six seconds later
+
+
+@dataclass
+class TimerPath:
+    """A delayed timer's way to its page, per timer, in ms, from the workers' trace lines.
+
+    rounding: how late SQS delivers it by design (delays are whole seconds, counted from when the
+    create sent it, so one sent 5.9 s before its due time arrives 0.1 s after it); waiting: how
+    much later still it was received (every worker busy, or the emulator slow to answer the
+    receive); fire: how long the worker then took to handle it (its five AWS calls)."""
+
+    rounding: list[float] = field(default_factory=list)
+    waiting: list[float] = field(default_factory=list)
+    fire: list[float] = field(default_factory=list)
+    due_at: list[float] = field(default_factory=list)  # epoch seconds, per timer
+    workers: set[str] = field(default_factory=set)  # the worker processes that fired them
+
+    def peak_due_per_second(self) -> int:
+        """The most timers due within one second: the load the workers had to keep up with."""
+        return max(Counter(int(due) for due in self.due_at).values(), default=0)
+
+    @classmethod
+    def from_trace(cls, lines: Iterable[str], incidents: set[str]) -> TimerPath:
+        """The timers of `incidents` in the lines a stack's workers print with LOCAL_WORKER_TRACE=1."""
+        path = cls()
+        for line in lines:
+            worker, mark, data = line.partition(" " + TRACE_MARK + " ")
+            if not mark:
+                continue
+            try:
+                trace = json.loads(data)
+                received_at = float(trace["received_at"])
+                timers = [(str(i), float(late), float(ahead)) for i, late, ahead in trace["timers"]]
+                handled = float(trace["handled_ms"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short at shutdown
+            for incident, late, ahead in timers:
+                if incident in incidents and ahead >= 1000:  # delayed timers only (level 0 fires at once)
+                    rounding = math.ceil(ahead / 1000) * 1000 - ahead
+                    path.rounding.append(rounding)
+                    path.waiting.append(max(0.0, late - rounding))
+                    path.fire.append(handled)
+                    path.due_at.append(received_at - late / 1000)
+                    path.workers.add(worker.strip())
+        return path
 
 
 @dataclass
@@ -37,6 +85,8 @@ class LatenessRun:
     # and the share of the machine's cores busy: where the run's capacity went
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
+    # Where each level-1 timer's time went, from the workers' trace (TimerPath), in ms
+    timer_path: TimerPath | None = None
 
     @property
     def label(self) -> str:
@@ -118,7 +168,13 @@ def local_stack(
     """`make run`'s stack with the benchmark's two-level default policy, and a tap on its topic
     (bench-quick shortens level 1's delay: the smoke runs the same code without waiting)."""
     log = ROOT / ".pytest_cache" / "bench-local-stack.log"
-    env = {"RECONCILE_SECONDS": "60", "LOCAL_SNS_TAP": "0", "TOKEN_RATE_PER_MINUTE": "1000000", **(env or {})}
+    env = {
+        "RECONCILE_SECONDS": "60",
+        "LOCAL_SNS_TAP": "0",
+        "TOKEN_RATE_PER_MINUTE": "1000000",
+        "LOCAL_WORKER_TRACE": "1",  # a line per timer: where a late page's time went (TimerPath)
+        **(env or {}),
+    }
     with LocalStackProcess("bench-token", log, env) as stack:
         tap = TopicTap(stack, f"bench-tap-{os.getpid()}")
         status, _ = stack.call(
@@ -241,4 +297,6 @@ def run(
         if items:
             result.workload.append(parse_iso(items[0]["scheduled_at"]).timestamp())
     result.load = (load_before, os.getloadavg()[0])
+    with contextlib.suppress(OSError), stack.log_path.open(errors="replace") as log:
+        result.timer_path = TimerPath.from_trace(log, mine)
     return result

@@ -404,25 +404,11 @@ def _lateness_section(runs: list[LatenessRun], paced: LatenessRun | None) -> lis
                 "queued as in a flat-out run. See the CPU table: the stack's processes share this machine's "
                 f"{os.cpu_count()} cores, where on AWS each service and each Lambda container has its own."
             )
-        elif paced is not None and paced_p99 is not None and paced_p99 > 1000:
-            verdict.append(
-                f"The paced run kept its rate ({paced.throughput:.1f}/s, the machine "
-                f"{paced.machine_busy:.0%} busy) and still missed: its late pages come in bursts, which "
-                "LOCAL_WORKER_TRACE=1 shows as a fire taking up to a second at moments while the timers due "
-                "meanwhile wait behind it. One cause measured in the emulator: its garbage collector's full "
-                "passes, 0.1 to 0.35 s each with a thousand incidents stored and growing with what it holds "
-                "(the same run of 600 at 10/s on a fresh, quiet stack: p99 0.78 s)."
-            )
-        if (
-            before <= cores
-            and not slower
-            and not (paced is not None and paced_p99 is not None and paced_p99 > 1000)
-        ):
-            verdict.append(
-                f"Missed with the machine otherwise idle (load {before:.1f} before the first run, on "
-                f"{cores} cores): run with LOCAL_WORKER_TRACE=1 (a line per timer: how late it was received, "
-                "how long its fire took) to see whether the timers waited for a worker or for the emulator."
-            )
+        for label, r in [(f"run {n}", r) for n, r in enumerate(runs, 1)] + [("the paced run", paced)]:
+            if r is not None and percentile(r.all_lateness(), 0.99) > (1000 if r is paced else 1500):
+                reason = _timer_path_reason(r)
+                if reason:
+                    verdict.append(f"In {label}, {reason}")
     return [
         "## 4. Escalation lateness on the local stack",
         "",
@@ -468,35 +454,98 @@ def _lateness_section(runs: list[LatenessRun], paced: LatenessRun | None) -> lis
         *verdict,
         "",
         *_cpu_table([*runs, *([paced] if paced else [])]),
-        "Where level 1's lateness came from, and what was done (a level-1 timer is an SQS message delayed "
-        "to its due time): a trace of the workers (LOCAL_WORKER_TRACE=1: when each timer was received, how "
-        "late, how long its batch took) showed three things. Each worker's first batch spent 3 to 6 s "
-        "building its services and AWS clients while the load ran, and the timers due meanwhile piled up; "
-        "now a worker's init runs when the stack starts (the worker's provisioned-environment path, "
-        "functions/escalation_worker/app.py). A worker that received ten timers fired them one after "
-        "another (3 s for the tenth) while other workers sat idle; Lambda would add concurrent invocations "
-        "for such a backlog, the local stack has a fixed set, so each of its LOCAL_WORKERS (6) takes "
-        "LOCAL_WORKER_BATCH (1) timer per receive. And the emulator's own time per call grew with the "
-        "messages waiting in its queues (moto read the clock twice per message on every receive) and "
-        "with the shape walk that wrote each DynamoDB result: both cut (local/emulator.py "
-        "`one_clock_read_per_scan`, `plain_dynamodb_results`), as was the rate-limit write of every "
-        "request (a container claims a busy credential's requests in blocks). Then a trace of the CPU "
-        "of each process (the table above) showed the emulator, one interpreter answering every AWS call "
-        "of every process, busy for all its core during flat-out runs while the machine still had a "
-        "third of its cores free, and the workers' calls queued behind the creates' in it: a profile of "
-        "it (py-spy) found moto listing a handler's methods on every request (`cached_action_names`), "
-        "a new certificate made for every SNS delivery (`one_signing_certificate`) and the plain JSON "
-        "writer declining every item that held JSON in a string (fixed), a third of its CPU per incident "
-        "in all; and DynamoDB is now answered by an emulator process of its own (`AWS_PORT` + 1; "
+        *_timer_path_table([*runs, *([paced] if paced else [])]),
+        "What was done about level 1's lateness (a level-1 timer is an SQS message delayed to its due "
+        "time), each step found with the workers' trace and the CPU table: a worker's init runs when the "
+        "stack starts (the worker's provisioned-environment path, functions/escalation_worker/app.py), "
+        "not in its first batch while the load runs; each of the LOCAL_WORKERS (6) takes LOCAL_WORKER_BATCH "
+        "(1) timer per receive, because a worker that received ten fired them one after another while "
+        "the others sat idle (Lambda adds concurrent invocations for such a backlog; the local stack has "
+        "a fixed set); the emulator wakes a long poll when a delayed message becomes visible "
+        "(`prompt_long_polls`), reads the clock once per receive (`one_clock_read_per_scan`), writes "
+        "DynamoDB results without moto's shape walk (`plain_dynamodb_results`), lists a handler's methods "
+        "once (`cached_action_names`) and signs SNS deliveries with one certificate "
+        "(`one_signing_certificate`); a container claims a busy credential's rate-limit requests in "
+        "blocks; and DynamoDB is answered by an emulator process of its own (`AWS_PORT` + 1; "
         "`AWS_ENDPOINT_URL_DYNAMODB` for the functions, as botocore names it), so the two halves of the "
-        "work run on two cores. 1,000 incidents flat out: 8 to 9 created a second and p99 1.6 to 4.8 s "
-        "before, about 19 to 24 a second and p99 0.6 to 1.1 s after, on this machine. The emulator wakes a long "
-        "poll when a delayed message becomes visible (`prompt_long_polls`), so a timer is received when "
-        "due by whichever worker is free; what is left of its lateness is the create's own time before "
-        "it sends the timer (SQS delays are whole seconds, rounded up from that moment) and the fire's "
-        "five calls.",
+        "emulated AWS run on two cores.",
         "",
     ]
+
+
+def _timer_path_table(runs: list[LatenessRun]) -> list[str]:
+    """Where each run's level-1 timers spent their lateness, from the workers' trace."""
+    traced = [(r, r.timer_path) for r in runs if r.timer_path and r.timer_path.fire]
+    if not traced:
+        return []
+    return [
+        "Where level 1's lateness went, per timer, from the workers' trace (LOCAL_WORKER_TRACE=1, which "
+        "the benchmark turns on): *rounding*, how late SQS delivers a timer by design (delays are whole "
+        "seconds counted from when the create sent it, so one sent 5.9 s before its due time arrives 0.1 s "
+        "after it); *waiting*, how much later still a worker received it (every worker busy firing "
+        "others, or the emulator slow to answer); *fire*, how long the worker then took to handle it (its "
+        "five AWS calls, the page's publish among them). p50 / p99 in ms:",
+        "",
+        _table(
+            ["run", "timers traced", "rounding", "waiting for a worker", "fire"],
+            [
+                [
+                    r.label,
+                    len(path.fire),
+                    _p50_p99(path.rounding),
+                    _p50_p99(path.waiting),
+                    _p50_p99(path.fire),
+                ]
+                for r, path in traced
+            ],
+        ),
+        "",
+    ]
+
+
+def _p50_p99(values: list[float]) -> str:
+    return f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f}"
+
+
+def _timer_path_reason(run: LatenessRun) -> str | None:
+    """Why a run's level-1 timers were late: the part of their path whose p99 was largest."""
+    path = run.timer_path
+    if path is None or not path.fire:
+        return None
+    parts = {"rounding": path.rounding, "waiting": path.waiting, "fire": path.fire}
+    p99 = {k: percentile(v, 0.99) for k, v in parts.items()}
+    busy = f"the machine {run.machine_busy:.0%} busy" if run.machine_busy else "the machine's load unmeasured"
+    worst = max(p99, key=lambda k: p99[k])
+    if worst == "waiting":
+        fire_p50 = percentile(path.fire, 0.5)
+        workers = len(path.workers)
+        capacity = workers * 1000 / fire_p50 if fire_p50 else float("inf")
+        peak = path.peak_due_per_second()
+        why = (
+            f"up to {peak} timers came due in one second while its {workers} workers, at the fire's p50, "
+            f"could fire {capacity:.0f} a second: the timers queued for a free worker, and every fire's "
+            "calls waited on the emulators that the API containers kept busy with creates at the same time"
+            if peak > capacity
+            else f"no more than {peak} timers came due in a second, under what its {workers} workers could "
+            f"fire at the fire's p50 ({capacity:.0f} a second): the receives themselves waited on the "
+            "emulator, busy with the creates' calls"
+        )
+        return (
+            f"level 1's timers waited up to {p99['waiting']:.0f} ms (p99) to be received after SQS made "
+            f"them visible, each fire taking {fire_p50:.0f} ms (p50; p99 {p99['fire']:.0f} ms) with {busy}: "
+            f"{why}. On AWS, Lambda adds concurrent invocations for such a backlog and DynamoDB, SQS and "
+            "SNS do not share a machine with them; on this machine the stack's CPU per incident (the CPU "
+            "table) is what would have to fall."
+        )
+    if worst == "fire":
+        return (
+            f"level 1's fires themselves took up to {p99['fire']:.0f} ms (p99) with {busy}: each fire's "
+            "calls waited on the emulators, busy with the creates' calls at the same time (the CPU table)."
+        )
+    return (
+        f"SQS's whole-second delays made level 1's timers up to {p99['rounding']:.0f} ms late (p99): each "
+        "create sent its timer that long after the incident's creation time (its own calls before the send)."
+    )
 
 
 def _same_work_slower(runs: list[LatenessRun]) -> str | None:

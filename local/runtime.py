@@ -165,26 +165,27 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
 
 
 TRACE_WORKER = os.environ.get("LOCAL_WORKER_TRACE") == "1"
+TRACE_MARK = "timer trace"  # (incident, late at receive ms, sent before due ms) per timer
 
 
 def _trace_batch(received: list[dict[str, Any]], got: float) -> None:
-    """How late each timer was when received, and how long its batch took to handle: where a late
-    page's time went (LOCAL_WORKER_TRACE=1)."""
+    """Where a late page's time went (LOCAL_WORKER_TRACE=1), one JSON line per batch: for each
+    timer its incident, how late it was received and how long before its due time it was sent
+    (SQS delays are whole seconds, so a timer sent 5.9 s ahead is delayed 6 s: 0.1 s late by
+    design), then how long the batch took to handle. bench/lateness.py reads these lines."""
     from incident_engine.domain.timefmt import parse_iso
 
     done = time.time()
-    late = []
+    timers = []
     for message in received:
         with contextlib.suppress(ValueError, KeyError, TypeError):
             body = json.loads(message["Body"])
-            late.append(
-                (body.get("incident_id"), round((got - parse_iso(str(body["due_at"])).timestamp()) * 1000))
-            )
-    print(
-        f"[worker {os.getpid()}] batch {len(received)} at {got:.3f}, late at receive {late} ms,"
-        f" handled in {(done - got) * 1000:.0f} ms",
-        flush=True,
-    )
+            due = parse_iso(str(body["due_at"])).timestamp()
+            sent = int(message["Attributes"]["SentTimestamp"]) / 1000
+            late_ms, ahead_ms = round((got - due) * 1000), round((due - sent) * 1000)
+            timers.append([str(body.get("incident_id")), late_ms, ahead_ms])
+    trace = {"received_at": round(got, 3), "timers": timers, "handled_ms": round((done - got) * 1000)}
+    print(f"[worker {os.getpid()}] {TRACE_MARK} {json.dumps(trace)}", flush=True)
 
 
 def deliver_sqs_batch(
