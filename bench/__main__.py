@@ -374,7 +374,7 @@ def _cold_rows(
         return [["handler cold import", "skipped: no Python 3.13", "-", "-", "<= 1.5x"]]
     baseline, starts = cold
     api = next(s for s in starts if s.name == "api")
-    others = [s for s in starts if s.name in ("escalation_worker", "reconciler")]
+    others = [s for s in starts if s.name in ("escalation_worker", "reconciler", "authorizer")]
     return [
         [
             "api cold import, built artifact (python " + _python_version(python) + ")",
@@ -384,7 +384,7 @@ def _cold_rows(
             "<= 1.5x",
         ],
         [
-            "worker / reconciler cold import",
+            "worker / reconciler / authorizer cold import",
             " / ".join(f"{s.process_ms:.0f} ms" for s in others),
             f"import boto3 {baseline.process_ms:.0f} ms",
             " / ".join(f"{s.ratio(baseline):.2f}x" for s in others),

@@ -19,10 +19,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from incident_engine.auth_wiring import authenticator
 from incident_engine.domain.access import ADMIN, INGEST, policy_routes
 from incident_engine.domain.services import Principal
 from incident_engine.observability import logger
-from incident_engine.wiring import authenticator
 
 # What an integration key may call: sending alerts in, never the rest of the API.
 INGESTION_ROUTES = tuple(policy_routes([INGEST]))

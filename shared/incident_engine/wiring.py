@@ -10,6 +10,7 @@ from incident_engine.adapters.aws import cloudwatch_client, sns_client, sqs_clie
 from incident_engine.adapters.clock import SystemClock
 from incident_engine.adapters.notifications import SnsNotificationPublisher
 from incident_engine.adapters.timers import EscalationTimerQueue, SqsVisibility
+from incident_engine.auth_wiring import token_store
 from incident_engine.domain import links
 from incident_engine.domain.links import LinkMaker
 from incident_engine.settings import Settings, get_settings
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from incident_engine.usecases.health import EngineHealth
     from incident_engine.usecases.heartbeats import HeartbeatService
     from incident_engine.usecases.ingest import AlarmTags, AlertIngest
-    from incident_engine.usecases.tokens import Authenticator, Tokens
+    from incident_engine.usecases.tokens import Tokens
 
 
 class ConfigStores(NamedTuple):
@@ -149,7 +150,7 @@ class Services:
 
     @property
     def token_store(self) -> TokenRepository:
-        return _token_store(self.settings.region, self.settings.dynamodb_endpoint_url)
+        return token_store(self.settings.region, self.settings.dynamodb_endpoint_url)
 
     def maintenance_windows(self) -> MaintenanceWindows:
         settings = self.settings
@@ -287,37 +288,14 @@ def services() -> Services:
     )
 
 
-@lru_cache(maxsize=1)
-def _token_store(region: str, host: str | None) -> TokenRepository:
-    from incident_engine.store.tokens import TokenRepository
-
-    return TokenRepository(region, host)
-
-
-@lru_cache(maxsize=1)
-def authenticator() -> Authenticator:
-    """Only what the authorizer needs to look a credential up: no SQS or SNS client is built."""
-    from incident_engine.usecases.tokens import Authenticator
-
-    settings = get_settings()
-    bind_tables(
-        settings.incidents_table, settings.config_table, settings.region, settings.dynamodb_endpoint_url
-    )
-    return Authenticator(
-        ServiceRepository(settings.region, settings.dynamodb_endpoint_url),
-        _token_store(settings.region, settings.dynamodb_endpoint_url),
-        SystemClock(),
-    )
-
-
 def reset_services() -> None:
     """Forget built services and clients (tests rebuild them against a fresh emulated AWS)."""
     from incident_engine.adapters.aws import forget_clients
+    from incident_engine.auth_wiring import forget_authenticator
     from incident_engine.settings import reset_settings
 
     services.cache_clear()
     _config_stores.cache_clear()
-    authenticator.cache_clear()
-    _token_store.cache_clear()
+    forget_authenticator()
     forget_clients()
     reset_settings()

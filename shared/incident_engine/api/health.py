@@ -79,7 +79,8 @@ def caller_is_admin(app: ApiGatewayResolver) -> bool | None:
         return None
     if len(token) > MAX_TOKEN_CHARS:
         return False
-    from incident_engine.wiring import authenticator, services  # not at import: /health needs no engine
+    from incident_engine.auth_wiring import authenticator  # not at import: /health needs no engine
+    from incident_engine.wiring import services
 
     expected = services().settings.api_token_sha256
     if expected and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
