@@ -104,28 +104,36 @@ _ARTIFACTS: dict[str, Artifact] = {}
 
 def measure(python: str, runs: int = 7, without_bytecode: bool = True) -> tuple[ColdStart, list[ColdStart]]:
     artifact = _artifact(python)
-
-    def median_of(fn: BuiltFunction, opt: Path, module: str) -> tuple[float, float]:
-        samples = [_one(artifact, fn, opt, module) for _ in range(runs)]
-        return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
-
     api = artifact.functions[HANDLERS["api"]]
     _one(artifact, api, api.opt, "boto3, pydantic, pynamodb, aws_lambda_powertools")  # warm the OS cache
-    baseline = ColdStart("boto3", *median_of(api, api.opt, "boto3"))
-    starts = []
+    # Every probe as (function, its /opt, the module imported); rounds take one sample of each in
+    # turn, so that the machine's state drifting over the minute this takes (another process
+    # starting, the CPU's clock) shifts the baseline and the handlers alike, not a ratio.
+    probes: dict[str, tuple[BuiltFunction, Path, str]] = {"boto3": (api, api.opt, "boto3")}
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
         for name, logical_id in HANDLERS.items():
             fn = artifact.functions[logical_id]
             module = fn.handler.rpartition(".")[0]
-            process_ms, import_ms = median_of(fn, fn.opt, module)
-            no_bytecode_ms = None
+            probes[name] = (fn, fn.opt, module)
             if without_bytecode:
-                no_bytecode_ms, _ = median_of(fn, _without_bytecode(fn.opt, Path(tmp) / name), module)
-            starts.append(ColdStart(name, process_ms, import_ms, no_bytecode_ms))
-    # Not a target, shown beside it: the api's import plus what its first request then loads (the
-    # routers its path needs, with them the engine, PynamoDB and botocore); a cold request pays both.
-    module = f"{api.handler.rpartition('.')[0]}; {FIRST_REQUEST}"
-    starts.append(ColdStart(API_FIRST_REQUEST, *median_of(api, api.opt, module)))
+                probes[f"{name} without bytecode"] = (fn, _without_bytecode(fn.opt, Path(tmp) / name), module)
+        # Not a target, shown beside it: the api's import plus what its first request then loads (the
+        # routers its path needs, with them the engine, PynamoDB and botocore); a cold request pays both.
+        probes[API_FIRST_REQUEST] = (api, api.opt, f"{api.handler.rpartition('.')[0]}; {FIRST_REQUEST}")
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in probes}
+        for _ in range(runs):
+            for name, (fn, opt, module) in probes.items():
+                samples[name].append(_one(artifact, fn, opt, module))
+
+    def median(name: str) -> tuple[float, float]:
+        return statistics.median(s[0] for s in samples[name]), statistics.median(s[1] for s in samples[name])
+
+    baseline = ColdStart("boto3", *median("boto3"))
+    starts = []
+    for name in HANDLERS:
+        no_bytecode = median(f"{name} without bytecode")[0] if without_bytecode else None
+        starts.append(ColdStart(name, *median(name), no_bytecode))
+    starts.append(ColdStart(API_FIRST_REQUEST, *median(API_FIRST_REQUEST)))
     return baseline, starts
 
 

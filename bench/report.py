@@ -209,8 +209,9 @@ def document(
         "`-I -S -B` with the path exactly Lambda's (the function's folder, its layers merged as /opt/python, "
         "the standard library; no site-packages; nothing written back, as /opt is read-only), imports the "
         "handler (building its module-level objects: the resolver, the batch processor); "
-        f"median of {sizes['runs']} runs. The baseline is the same interpreter importing only boto3 from the "
-        "same layer. The last column is the same import with the layers' bytecode removed: what every cold "
+        f"median of {sizes['runs']} runs, taken in rounds of one sample of each (so that the machine "
+        "drifting during the minute this takes moves the baseline and the handlers alike). The baseline is "
+        "the same interpreter importing only boto3 from the same layer. The last column is the same import with the layers' bytecode removed: what every cold "
         "start paid while the dependencies layer shipped none (SAM's python builder compiles nothing, and "
         "Lambda cannot write the bytecode back). On this shared 2-core machine the medians move by up to a "
         "fifth from one run to the next; compare ratios, which move less.",

@@ -28,7 +28,6 @@ from incident_engine.usecases.links import ActionLinkService
 from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.paging import PagingConfig
 from incident_engine.usecases.policies import PolicyService
-from incident_engine.usecases.routing_rules import RoutingRules
 from incident_engine.usecases.services import ServiceCatalog
 from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
 
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from incident_engine.usecases.health import EngineHealth
     from incident_engine.usecases.heartbeats import HeartbeatService
     from incident_engine.usecases.ingest import AlarmTags, AlertIngest
+    from incident_engine.usecases.routing_rules import RoutingRules
     from incident_engine.usecases.tokens import Tokens
 
 
@@ -166,8 +166,10 @@ class Services:
         )
 
     def routing_rules(self) -> RoutingRules:
-        # Imported on use: the rules' documents are pydantic models, which no timer or token needs.
+        # Imported on use: the rules' documents are pydantic models, and their matching (the
+        # domain's routing module) is the api's and the ingest's, which no timer or token needs.
         from incident_engine.store.routing_rules import RoutingRuleRepository
+        from incident_engine.usecases.routing_rules import RoutingRules
 
         return RoutingRules(RoutingRuleRepository(), self.clock)
 

@@ -13,15 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = "import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
 # Neither a timer, a reconciler pass nor a credential look-up needs pydantic (the routing rules'
-# documents are its only user outside the api), boto3 (imported when a client is first built) or
-# the alert ingest use case; the worker reports its failed records itself, without Powertools'
-# batch utility (asyncio and every event data class).
+# documents are its only user outside the api), boto3 (imported when a client is first built), the
+# alert ingest use case or the routing rules' matching; the worker reports its failed records
+# itself, without Powertools' batch utility (asyncio and every event data class).
 NOT_AT_IMPORT = {
     "aws_lambda_powertools.utilities.batch",
     "pydantic",
     "boto3",
     "incident_engine.domain.routing_documents",
     "incident_engine.usecases.ingest",
+    "incident_engine.usecases.routing_rules",
+    "incident_engine.domain.routing",
 }
 
 
