@@ -536,8 +536,8 @@ def _timer_path_reason(run: LatenessRun) -> str | None:
             "calls waited on the emulators that the API containers kept busy with creates at the same time"
             if peak > capacity
             else f"no more than {peak} timers came due in a second, under what its {workers} workers could "
-            f"fire at the fire's p50 ({capacity:.0f} a second): the receives themselves waited on the "
-            "emulator, busy with the creates' calls"
+            f"fire at the fire's p50 ({capacity:.0f} a second): the wait was the receive's own, a call to the "
+            "emulator that queued for a core among the stack's processes (the CPU table shows which held them)"
         )
         return (
             f"level 1's timers waited up to {p99['waiting']:.0f} ms (p99) to be received after SQS made "

@@ -92,3 +92,23 @@ def test_a_late_run_is_explained_by_the_part_of_the_timers_path_that_took_longes
     assert "could fire 24 a second" in reason and "the machine 90% busy" in reason
     # And a run without a trace gets no made-up reason
     assert _timer_path_reason(LatenessRun(1000, 50.0)) is None
+
+
+def test_timers_that_waited_with_workers_to_spare_are_blamed_on_the_receive_not_on_the_workers() -> None:
+    # Given timers that waited up to 900 ms although at most 10 came due in any second, while six
+    # workers firing in 100 ms could fire 60 a second
+    path = TimerPath(
+        rounding=[100.0] * 50,
+        waiting=[900.0] * 50,
+        fire=[100.0] * 50,
+        due_at=[1000.0 + n / 10 for n in range(50)],
+        workers={f"[worker {n}]" for n in range(6)},
+    )
+    reason = _timer_path_reason(LatenessRun(1000, 50.0, machine_busy=0.85, timer_path=path))
+    # Then the reason is the receive's wait for a core, not a shortage of workers
+    assert reason is not None
+    assert "no more than 10 timers came due in a second" in reason
+    assert "could fire at the fire's p50 (60 a second)" in reason
+    assert (
+        "the wait was the receive's own" in reason and "queued for a" not in reason.split("receive's own")[0]
+    )
