@@ -116,14 +116,32 @@ def test_a_table_query_and_scan_read_all_items_and_items_holds_partitions(aws: L
     def count(**kwargs: Any) -> int:
         return int(ddb.query(TableName=name, **kwargs)["Count"])
 
+    index = ddb.describe_table(TableName=name)["Table"]["GlobalSecondaryIndexes"][0]
+    index_hash = next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
+    index_keys = {k["AttributeName"]: {"S": "h"} for k in index["KeySchema"]}  # only full keys are indexed
+    ddb.put_item(TableName=name, Item={"pk": {"S": "INC-Q"}, "sk": {"S": "A"}, **index_keys})
+
+    def index_count() -> int:
+        return count(
+            IndexName=index["IndexName"],
+            KeyConditionExpression="#h = :h",
+            ExpressionAttributeNames={"#h": index_hash},
+            ExpressionAttributeValues={":h": {"S": "h"}},
+        )
+
+    assert index_count() == 1
     table.all_items = lambda: []  # nothing to read, if moto reads through all_items
     try:
         query = count(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC-P"}})
         scan = int(ddb.scan(TableName=name)["Count"])
+        index_query = index_count()
     finally:
         del table.all_items
     assert query == 0, changed(
         "moto.dynamodb.models.table.Table.query", "a query on the table key reads all_items()"
+    )
+    assert index_query == 0, changed(
+        "moto.dynamodb.models.table.Table.query", "an index query reads all_items() and sorts what matches"
     )
     assert scan == 0, changed("moto.dynamodb.models.table.Table.scan", "a scan reads all_items()")
     assert count(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC-P"}}) == 2
