@@ -123,6 +123,19 @@ def test_a_query_on_the_table_key_reads_its_partition_in_order(ranged: Any) -> N
     assert sks(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "INC#9"}}) == []
 
 
+def query_due(client: Any, **kwargs: Any) -> dict[str, Any]:
+    """The DueIndex partition "DUE" of table r."""
+    return dict(
+        client.query(
+            TableName="r",
+            IndexName="DueIndex",
+            KeyConditionExpression="due_pk = :d",
+            ExpressionAttributeValues={":d": {"S": "DUE"}},
+            **kwargs,
+        )
+    )
+
+
 def test_an_index_query_reads_every_partition_in_index_order(ranged: Any) -> None:
     # Given items that carry an index key, in several partitions, written in an order that is
     # neither the index's nor the table's (the emulator hands moto the table's items unsorted)
@@ -163,15 +176,7 @@ def test_an_index_query_reads_every_partition_in_index_order(ranged: Any) -> Non
     )
 
     def due(**kwargs: Any) -> dict[str, Any]:
-        return dict(
-            ranged.query(
-                TableName="r",
-                IndexName="DueIndex",
-                KeyConditionExpression="due_pk = :d",
-                ExpressionAttributeValues={":d": {"S": "DUE"}},
-                **kwargs,
-            )
-        )
+        return query_due(ranged, **kwargs)
 
     # When the index is queried, Then every partition's items come back in index order, ties in
     # the table's key order, forwards and backwards
@@ -250,14 +255,7 @@ def test_an_index_query_on_another_thread_waits_for_a_partition_view(monkeypatch
             )
 
         def index_query() -> int:
-            return len(
-                client.query(
-                    TableName="r",
-                    IndexName="DueIndex",
-                    KeyConditionExpression="due_pk = :d",
-                    ExpressionAttributeValues={":d": {"S": "DUE"}},
-                )["Items"]
-            )
+            return len(query_due(client)["Items"])
 
         assert index_query() == 2  # the index answers both before anything interleaves
         # When the base-table query runs
