@@ -12,7 +12,7 @@ topic and an EventBridge rule reach the alarm ingest function
 
 Environment: API_PORT (3000), AWS_PORT (5000; DynamoDB's on the next port), API_TOKEN (random when
 unset), HOST (127.0.0.1), RECONCILE_SECONDS (60), LOG_LEVEL (WARNING; the functions' Powertools log
-level), LOCAL_WORKERS (6; escalation worker processes, each long-polling the timer queue),
+level), LOCAL_WORKERS (8; escalation worker processes, each long-polling the timer queue),
 LOCAL_WORKER_BATCH (1; messages a worker takes per receive, at most the template's BatchSize),
 LOCAL_API_CONTAINERS (4; API requests served at once), LOCAL_ASYNC_CONTAINERS (4; alarm deliveries
 at once), LOCAL_READ_TIMEOUT (10; seconds a client may take to send a request), WEBHOOK_RETRY_SCALE
@@ -238,7 +238,7 @@ def main() -> int:
     # Every other SQS-fed function (the webhook sender) gets a poller process of its own too.
     # Several, as Lambda scales its SQS pollers out: one worker handles a batch of timers in turn,
     # and a burst of due timers waited for it (the lateness benchmark's level 1, bench/lateness.py).
-    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "6"))
+    worker_envs = [(worker.logical_id, worker_env)] * int(os.environ.get("LOCAL_WORKERS", "8"))
     for spec in stack.functions.values():
         if spec.sqs_queue and spec.logical_id != worker.logical_id:
             queue = (stack.physical[spec.sqs_queue], stack.arns[spec.sqs_queue], stack.region)

@@ -200,7 +200,7 @@ def test_a_killed_worker_is_restarted_and_levels_fire_again(stack: LocalStackPro
         return [w for w in children(pid, "local.worker") if b"EscalationWorkerFunction" in environ(w)]
 
     workers = escalation_workers()
-    assert len(workers) == 6  # LOCAL_WORKERS' default
+    assert len(workers) == 8  # LOCAL_WORKERS' default
     worker, others = workers[0], workers[1:]
     # Given one escalation worker is killed
     os.kill(worker, signal.SIGKILL)
