@@ -374,7 +374,8 @@ def _cold_rows(
         return [["handler cold import", "skipped: no Python 3.13", "-", "-", "<= 1.5x"]]
     baseline, starts = cold
     api = next(s for s in starts if s.name == "api")
-    others = [s for s in starts if s.name in ("escalation_worker", "reconciler", "authorizer")]
+    by_name = {s.name: s for s in starts}
+    others = [by_name[n] for n in ("escalation_worker", "reconciler", "authorizer") if n in by_name]
     return [
         [
             "api cold import, built artifact (python " + _python_version(python) + ")",

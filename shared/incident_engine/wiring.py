@@ -24,12 +24,9 @@ from incident_engine.store.webhooks import WebhookRepository
 from incident_engine.usecases.dispatch import Dispatcher
 from incident_engine.usecases.escalation import EscalationTimerService
 from incident_engine.usecases.incidents import IncidentService
-from incident_engine.usecases.links import ActionLinkService
 from incident_engine.usecases.maintenance import MaintenanceWindows
 from incident_engine.usecases.paging import PagingConfig
-from incident_engine.usecases.policies import PolicyService
 from incident_engine.usecases.services import ServiceCatalog
-from incident_engine.usecases.webhooks import WebhookDelivery, WebhookRegistry, WebhookSender
 
 if TYPE_CHECKING:
     from incident_engine.store.people import TeamRepository, UserRepository
@@ -40,8 +37,11 @@ if TYPE_CHECKING:
     from incident_engine.usecases.health import EngineHealth
     from incident_engine.usecases.heartbeats import HeartbeatService
     from incident_engine.usecases.ingest import AlarmTags, AlertIngest
+    from incident_engine.usecases.links import ActionLinkService
+    from incident_engine.usecases.policies import PolicyService
     from incident_engine.usecases.routing_rules import RoutingRules
     from incident_engine.usecases.tokens import Tokens
+    from incident_engine.usecases.webhooks import WebhookRegistry, WebhookSender
 
 
 class ConfigStores(NamedTuple):
@@ -95,19 +95,28 @@ class Services:
         return PagingConfig(self.config_service(), WebhookRepository())
 
     def action_link_service(self, base_url: str | None = None) -> ActionLinkService:
+        # The api's routes (links, config, webhooks) import their use cases here, on use: the
+        # worker and reconciler, which import this module, never call them.
+        from incident_engine.usecases.links import ActionLinkService
+
         return ActionLinkService(self.signer, self.incident_service(base_url), self.clock)
 
     def policy_service(self) -> PolicyService:
+        from incident_engine.usecases.policies import PolicyService
+
         return PolicyService(self.policies_store, self.clock, WebhookRepository(), self.config_service())
 
     def service_catalog(self) -> ServiceCatalog:
         return ServiceCatalog(self.services_store, self.policies_store, self.clock)
 
     def webhook_registry(self) -> WebhookRegistry:
+        from incident_engine.usecases.webhooks import WebhookRegistry
+
         return WebhookRegistry(WebhookRepository(), self.clock, self.settings.allow_private_targets)
 
     def webhook_sender(self) -> WebhookSender:
         from incident_engine.adapters.http import UrllibPoster
+        from incident_engine.usecases.webhooks import WebhookDelivery, WebhookSender
 
         delivery = WebhookDelivery(
             WebhookRepository(),

@@ -24,6 +24,10 @@ NOT_AT_IMPORT = {
     "incident_engine.usecases.ingest",
     "incident_engine.usecases.routing_rules",
     "incident_engine.domain.routing",
+    # the api's use cases for one-click links, policies and webhooks
+    "incident_engine.usecases.links",
+    "incident_engine.usecases.policies",
+    "incident_engine.usecases.webhooks",
 }
 
 
