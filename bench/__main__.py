@@ -1,6 +1,6 @@
 """`make bench` / `make bench-quick`: every benchmark in one run, one summary table, docs rewritten.
 
-python -m bench            # full: about 25 minutes; rewrites docs/benchmarks.md
+python -m bench            # full: about 12 minutes on 2 cores; rewrites docs/benchmarks.md
 python -m bench --quick    # under a minute, smaller sizes; prints only (CI smoke)
 """
 

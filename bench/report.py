@@ -149,7 +149,7 @@ def document(
         "`make bench`; `make bench-quick` runs the same code at small sizes and prints only.",
         "",
         "```",
-        "make bench        # about 25 minutes; rewrites this file",
+        "make bench        # about 12 minutes on 2 cores; rewrites this file",
         "make bench-quick  # under a minute; prints the table",
         "```",
         "",
