@@ -212,19 +212,16 @@ def fast_queries() -> None:
         # Every query holds the lock, index queries too: while a partition view shadows all_items,
         # nothing else may read the table (an index query or a scan would miss other partitions).
         with DYNAMODB_LOCK:
-            if index_name:
-                if self.range_key_attr:
-                    self.all_items = lambda: [i for part in self.items.values() for i in part.values()]
-                else:
-                    self.all_items = lambda: list(self.items.values())
-                try:
-                    return original(self, hash_key, *args, **kwargs)
-                finally:
-                    del self.all_items
-            if not self.range_key_attr:
+            items: list[Any]
+            if index_name and self.range_key_attr:  # every item, unsorted: moto sorts what matches
+                items = [item for part in self.items.values() for item in part.values()]
+            elif index_name:
+                items = list(self.items.values())
+            elif self.range_key_attr:  # the one partition, in range-key order
+                items = sorted(self.items.get(hash_key, {}).values(), key=lambda item: item.range_key)
+            else:
                 return original(self, hash_key, *args, **kwargs)
-            partition = self.items.get(hash_key, {})
-            self.all_items = lambda: sorted(partition.values(), key=lambda item: item.range_key)
+            self.all_items = lambda: items
             try:
                 return original(self, hash_key, *args, **kwargs)
             finally:
