@@ -374,8 +374,7 @@ def _cold_rows(
         return [["handler cold import", "skipped: no Python 3.13", "-", "-", "<= 1.5x"]]
     baseline, starts = cold
     api = next(s for s in starts if s.name == "api")
-    by_name = {s.name: s for s in starts}
-    others = [by_name[n] for n in ("escalation_worker", "reconciler", "authorizer") if n in by_name]
+    others = [s for s in starts if s.name in cold_start.HANDLERS and s.name != "api"]
     return [
         [
             "api cold import, built artifact (python " + _python_version(python) + ")",
@@ -385,7 +384,7 @@ def _cold_rows(
             "<= 1.5x",
         ],
         [
-            "worker / reconciler / authorizer cold import",
+            " / ".join(s.name for s in others) + " cold import",
             " / ".join(f"{s.process_ms:.0f} ms" for s in others),
             f"import boto3 {baseline.process_ms:.0f} ms",
             " / ".join(f"{s.ratio(baseline):.2f}x" for s in others),
