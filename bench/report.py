@@ -211,7 +211,8 @@ def document(
         "handler (building its module-level objects: the resolver, the batch processor); "
         f"median of {sizes['runs']} runs, taken in rounds of one sample of each (so that the machine "
         "drifting during the minute this takes moves the baseline and the handlers alike). The baseline is "
-        "the same interpreter importing only boto3 from the same layer. The last column is the same import with the layers' bytecode removed: what every cold "
+        "the same interpreter importing only boto3 from the same layer. The last column is the same "
+        "import with the layers' bytecode removed: what every cold "
         "start paid while the dependencies layer shipped none (SAM's python builder compiles nothing, and "
         "Lambda cannot write the bytecode back). On this shared 2-core machine the medians move by up to a "
         "fifth from one run to the next; compare ratios, which move less.",
@@ -473,7 +474,8 @@ def _lateness_section(runs: list[LatenessRun], paced: LatenessRun | None) -> lis
         "a fixed set), and there are 8 of them, not 6: the first seconds of a flat-out run create "
         "incidents fastest (no fire competes yet), and their timers, due together six seconds later, "
         "came faster than six workers took them (the backlog grew for eight seconds; when this was "
-        "changed, p99 1.2 and 1.6 s in two runs with six, 0.5 to 0.7 s in three with eight); the emulator wakes a long poll when a delayed message becomes visible "
+        "changed, p99 1.2 and 1.6 s in two runs with six, 0.5 to 0.7 s in three with eight); the emulator "
+        "wakes a long poll when a delayed message becomes visible "
         "(`prompt_long_polls`), reads the clock once per receive (`one_clock_read_per_scan`), writes "
         "DynamoDB results without moto's shape walk (`plain_dynamodb_results`), lists a handler's methods "
         "once (`cached_action_names`) and signs SNS deliveries with one certificate "
@@ -538,8 +540,7 @@ def _timer_path_reason(run: LatenessRun) -> str | None:
         peak = path.peak_due_per_second()
         why = (
             f"up to {peak} timers came due in one second while its {workers} workers, at the fire's p50, "
-            f"could fire {capacity:.0f} a second: the timers queued for a free worker, and every fire's "
-            "calls waited on the emulators that the API containers kept busy with creates at the same time"
+            f"could fire {capacity:.0f} a second: the timers queued for a free worker"
             if peak > capacity
             else f"no more than {peak} timers came due in a second, under what its {workers} workers could "
             f"fire at the fire's p50 ({capacity:.0f} a second): the wait was the receive's own, a call to the "
@@ -554,12 +555,12 @@ def _timer_path_reason(run: LatenessRun) -> str | None:
         )
     if worst == "fire":
         return (
-            f"level 1's fires themselves took up to {p99['fire']:.0f} ms (p99) with {busy}: each fire's "
-            "calls waited on the emulators, busy with the creates' calls at the same time (the CPU table)."
+            f"level 1's fires themselves took up to {p99['fire']:.0f} ms (p99) with {busy}: their AWS calls, "
+            "answered by the emulators that the creates kept busy too (the CPU table)."
         )
     return (
-        f"SQS's whole-second delays made level 1's timers up to {p99['rounding']:.0f} ms late (p99): each "
-        "create sent its timer that long after the incident's creation time (its own calls before the send)."
+        f"SQS's whole-second delays made level 1's timers up to {p99['rounding']:.0f} ms late (p99): a delay "
+        "is counted from the timer's send, which the create makes after its own calls, and rounded up."
     )
 
 
