@@ -48,6 +48,19 @@ def test_deep_health_needs_the_admin_token(api: Api, aws: LocalStack) -> None:
     assert status == 422 and body["field"].endswith("deep")
 
 
+def test_a_refused_deep_health_builds_none_of_the_engine(aws: LocalStack) -> None:
+    from incident_engine.wiring import reset_services, services
+
+    # Given an api container that has served nothing yet (no config in the store either)
+    reset_services()
+    api = Api(aws)
+    # When a caller without the admin token asks for deep=1
+    status, _ = deep(api, "not-the-admin-token")
+    # Then it is refused having read only the credential store: no engine services were built
+    assert status == 403
+    assert services.cache_info().currsize == 0
+
+
 def test_deep_health_takes_an_admin_scoped_token_and_refuses_a_read_or_revoked_one(api: Api) -> None:
     # Given an admin-scoped API token and a read-scoped one
     admin = api.ok("POST", "/tokens", {"name": "ops lead", "scopes": ["admin"]}, expect=201)

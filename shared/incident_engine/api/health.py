@@ -79,10 +79,12 @@ def caller_is_admin(app: ApiGatewayResolver) -> bool | None:
         return None
     if len(token) > MAX_TOKEN_CHARS:
         return False
-    from incident_engine.auth_wiring import authenticator  # not at import: /health needs no engine
-    from incident_engine.wiring import services
+    # Not at import, and not the engine's services: telling the admin token from another needs
+    # the settings and the credential store only (a refused caller builds nothing else).
+    from incident_engine.auth_wiring import authenticator
+    from incident_engine.settings import get_settings
 
-    expected = services().settings.api_token_sha256
+    expected = get_settings().api_token_sha256
     if expected and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
         return True
     # /health is public (no authorizer runs), so an API token is checked here as the authorizer
